@@ -1,0 +1,1 @@
+"""Hydra configs shipped with geoattn, found by Hydra as ``pkg://geoattn.configs``."""

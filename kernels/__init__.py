@@ -1,0 +1,10 @@
+"""Triton kernels for geoattn's hot paths, each beside its pure-torch reference.
+
+One folder per op: ``__init__.py`` holds the public function (``backend="auto" | "torch" | "triton"``),
+``reference.py`` the torch specification, ``kernel.py`` the Triton kernels, launchers and autograd function.
+``auto`` uses Triton for CUDA tensors (when Triton is importable) and the reference otherwise.
+"""
+
+from .backend import Backend, resolve_backend, triton_available
+
+__all__ = ["Backend", "resolve_backend", "triton_available"]

@@ -1,0 +1,1 @@
+"""PyKEEN integration for geoattn (interactions, models, training loops); populated by the KG work."""

@@ -1,0 +1,50 @@
+r"""Weighted gyro-midpoints: the κ-stereographic counterpart of a weighted mean, used to aggregate values.
+
+For weights :math:`w_{ij}` and points :math:`y_j` with conformal factors :math:`\lambda_j = 2/(1 + k\|y_j\|^2)`,
+
+.. math::
+    m_i = \tfrac12 \otimes_k \frac{\sum_j w_{ij}\,\lambda_j\,y_j}{\sum_j w_{ij}\,(\lambda_j - 1)}
+
+(Ungar's gyromidpoint, as in Bachmann et al. 2020, "Constant Curvature Graph Convolutional Networks").
+Both sums are matrix products ``W @ (lambda * Y)`` and ``W @ (lambda - 1)``, so attention can aggregate on
+the manifold at matmul cost, and a fused kernel can accumulate both sums online.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .numerics import min_denom
+from .stereographic import CurvatureLike, as_curvature, mobius_scalar_mul
+
+__all__ = ["gyro_midpoint"]
+
+
+def gyro_midpoint(weights: torch.Tensor, values: torch.Tensor, *, k: CurvatureLike) -> torch.Tensor:
+    r"""Weighted gyro-midpoints of ``values`` for every row of ``weights``.
+
+    Args:
+        weights: ``[..., N, M]`` non-negative weights (rows need not sum to 1; only ratios matter).
+        values: ``[..., M, D]`` points on the manifold of curvature ``k``.
+        k: curvature, a float or a tensor broadcastable to ``[..., 1, 1]`` (scalar, per batch/head).
+
+    Returns:
+        ``[..., N, D]`` midpoints. Identities: the midpoint of identical points is that point; at ``k = 0``
+        it is the weighted mean ``W @ Y / W.sum(-1)``; one-hot weights select a point. For ``k > 0`` the
+        formula's midpoint is returned without choosing between it and its antipode (geoopt's
+        ``weighted_midpoint`` does that choice with an extra O(NM) distance pass); points in a common
+        hemisphere give the expected one.
+    """
+    if weights.shape[-1] != values.shape[-2]:
+        raise ValueError(
+            f"gyro_midpoint: weights [..., N, M] and values [..., M, D] need the same M, "
+            f"got weights {tuple(weights.shape)} and values {tuple(values.shape)}"
+        )
+    kt = as_curvature(k, values)
+    lam = 2.0 / (1.0 + kt * (values * values).sum(-1, keepdim=True))  # [..., M, 1]
+    numerator = weights @ (lam * values)  # [..., N, D]
+    denominator = weights @ (lam - 1.0)  # [..., N, 1]
+    tiny = min_denom(denominator.dtype)
+    sign = torch.where(denominator < 0, -1.0, 1.0).to(denominator.dtype)
+    safe = torch.where(denominator.abs() < tiny, sign * tiny, denominator)
+    return mobius_scalar_mul(0.5, numerator / safe, k=kt)
