@@ -7,4 +7,7 @@ One folder per op: ``__init__.py`` holds the public function (``backend="auto" |
 
 from .backend import Backend, resolve_backend, triton_available
 
-__all__ = ["Backend", "resolve_backend", "triton_available"]
+# Every kernel folder, by op name (reported by `geoattn info`; a test checks it against the folders).
+KERNELS = ("pairwise_dist",)
+
+__all__ = ["KERNELS", "Backend", "resolve_backend", "triton_available"]

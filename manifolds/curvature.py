@@ -66,6 +66,8 @@ class CurvatureModule(nn.Module):
 class FixedCurvature(CurvatureModule):
     """A constant curvature ``k`` of any sign (stored as a buffer, so it follows ``.to()``)."""
 
+    value: torch.Tensor
+
     def __init__(self, k: float, shape: tuple[int, ...] | int = ()) -> None:
         super().__init__(shape)
         self.register_buffer("value", torch.full(self.shape, float(k)))

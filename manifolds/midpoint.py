@@ -30,10 +30,14 @@ def gyro_midpoint(weights: torch.Tensor, values: torch.Tensor, *, k: CurvatureLi
 
     Returns:
         ``[..., N, D]`` midpoints. Identities: the midpoint of identical points is that point; at ``k = 0``
-        it is the weighted mean ``W @ Y / W.sum(-1)``; one-hot weights select a point. For ``k > 0`` the
-        formula's midpoint is returned without choosing between it and its antipode (geoopt's
-        ``weighted_midpoint`` does that choice with an extra O(NM) distance pass); points in a common
-        hemisphere give the expected one.
+        it is the weighted mean ``W @ Y / W.sum(-1)``; one-hot weights select a point.
+
+    For ``k > 0`` the formula determines the midpoint only up to its antipode: the two sums are the
+    components of the weighted mean of the points embedded in :math:`\mathbb{R}^{d+1}` (``lambda - 1`` is
+    the cosine of a point's angle from the origin, ``lambda * y`` its sine part), and ``1/2 ⊗`` halves an
+    angle in ``(-pi/2, pi/2)``. Where the denominator is negative the mean lies beyond the equator, so the
+    antipode ``-m / (k ||m||^2)`` is returned: the point of the sphere nearest to the embedded weighted mean
+    (geoopt's ``weighted_midpoint`` instead compares summed distances, an extra O(NM) pass).
     """
     if weights.shape[-1] != values.shape[-2]:
         raise ValueError(
@@ -47,4 +51,8 @@ def gyro_midpoint(weights: torch.Tensor, values: torch.Tensor, *, k: CurvatureLi
     tiny = min_denom(denominator.dtype)
     sign = torch.where(denominator < 0, -1.0, 1.0).to(denominator.dtype)
     safe = torch.where(denominator.abs() < tiny, sign * tiny, denominator)
-    return mobius_scalar_mul(0.5, numerator / safe, k=kt)
+    midpoint = mobius_scalar_mul(0.5, numerator / safe, k=kt)
+    beyond_equator = (kt > 0) & (denominator < 0)
+    m2 = (midpoint * midpoint).sum(-1, keepdim=True).clamp_min(tiny)
+    antipode = -midpoint / (torch.where(beyond_equator, kt, torch.ones_like(kt)) * m2)
+    return torch.where(beyond_equator, antipode, midpoint)

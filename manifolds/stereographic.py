@@ -148,7 +148,9 @@ def logmap0(y: torch.Tensor, *, k: CurvatureLike, dim: int = -1) -> torch.Tensor
     return y * artan_ratio(kt * _sqnorm(y, dim))
 
 
-def mobius_scalar_mul(r: torch.Tensor | float, x: torch.Tensor, *, k: CurvatureLike, dim: int = -1) -> torch.Tensor:
+def mobius_scalar_mul(
+    r: torch.Tensor | float, x: torch.Tensor, *, k: CurvatureLike, dim: int = -1
+) -> torch.Tensor:
     r"""Möbius scalar multiplication :math:`r \otimes_k x = \tan_k(r\,\operatorname{artan}_k\|x\|)\,x/\|x\|`.
 
     Written without dividing by ``||x||``: with :math:`a = A(k\|x\|^2)`,
@@ -188,9 +190,7 @@ def project(x: torch.Tensor, *, k: CurvatureLike, dim: int = -1) -> torch.Tensor
     return _geoopt_math.project(x, k=as_curvature(k, x), dim=dim, eps=ball_eps(x.dtype))
 
 
-def gyro_sqnorm_diff(
-    gram: torch.Tensor, x2: torch.Tensor, y2: torch.Tensor, k: torch.Tensor
-) -> torch.Tensor:
+def gyro_sqnorm_diff(gram: torch.Tensor, x2: torch.Tensor, y2: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     r""":math:`\|(-x)\oplus_k y\|^2` from the inner product and squared norms alone.
 
     .. math::
@@ -222,7 +222,9 @@ def sqrt_guarded(d2: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, torch.where(positive, d2, torch.ones_like(d2)).sqrt(), torch.zeros_like(d2))
 
 
-def sqdist(x: torch.Tensor, y: torch.Tensor, *, k: CurvatureLike, dim: int = -1, keepdim: bool = False) -> torch.Tensor:
+def sqdist(
+    x: torch.Tensor, y: torch.Tensor, *, k: CurvatureLike, dim: int = -1, keepdim: bool = False
+) -> torch.Tensor:
     r"""Squared geodesic distance :math:`d_k(x,y)^2`, broadcasting ``x`` against ``y``.
 
     :math:`d_k(x, y) = 2\operatorname{artan}_k\|(-x)\oplus_k y\|`. At ``k = 0`` the model is
@@ -236,7 +238,9 @@ def sqdist(x: torch.Tensor, y: torch.Tensor, *, k: CurvatureLike, dim: int = -1,
     return d2 if keepdim else d2.squeeze(dim)
 
 
-def dist(x: torch.Tensor, y: torch.Tensor, *, k: CurvatureLike, dim: int = -1, keepdim: bool = False) -> torch.Tensor:
+def dist(
+    x: torch.Tensor, y: torch.Tensor, *, k: CurvatureLike, dim: int = -1, keepdim: bool = False
+) -> torch.Tensor:
     r"""Geodesic distance :math:`d_k(x, y) = 2\operatorname{artan}_k\|(-x)\oplus_k y\|`, broadcasting.
 
     Equals geoopt's ``dist``; symmetric; ``dist(x, x) = 0`` with gradient 0 there; satisfies the triangle

@@ -1,7 +1,6 @@
 """Test-suite set-up: Triton's interpreter on CPU-only machines, warning filters, the ``gpu`` marker."""
 
 import os
-import warnings
 
 import pytest
 import torch
@@ -11,10 +10,12 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-# geoopt and PyG still decorate functions with torch.jit.script, deprecated on recent torch.
-warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
-warnings.filterwarnings("ignore", message=r".*TorchScript.*", category=DeprecationWarning)
-warnings.filterwarnings("ignore", message=r".*torch\.jit.*is deprecated.*")
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Filter the known deprecation warnings of our dependencies (pytest resets filters set at import)."""
+    # geoopt and PyG still decorate functions with torch.jit.script, deprecated on recent torch.
+    config.addinivalue_line("filterwarnings", r"ignore:`torch\.jit\.script` is deprecated:DeprecationWarning")
+    config.addinivalue_line("filterwarnings", r"ignore:.*TorchScript.*:DeprecationWarning")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
