@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from geoattn.kernels import KERNELS
 
 import geoattn
 from geoattn.cli import main
 from geoattn.environment import REPORTED_PACKAGES, collect_environment
+from geoattn.kernels import KERNELS
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from geoattn.manifolds import FixedCurvature, HyperbolicCurvature, SignedCurvature, SphericalCurvature
 
 
@@ -67,3 +68,20 @@ def test_repr_shows_values() -> None:
 def test_invalid_arguments(factory, match) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=match):
         factory()
+
+
+@pytest.mark.parametrize(
+    "module,expected",
+    [
+        (FixedCurvature(-0.5, shape=2), -0.5),
+        (SignedCurvature(0.3, shape=2), 0.3),
+        (HyperbolicCurvature(-2.0, shape=2), -2.0),
+        (SphericalCurvature(0.7, shape=2), 0.7),
+    ],
+)
+def test_reset_parameters_restores_the_initial_curvature(module: torch.nn.Module, expected: float) -> None:
+    with torch.no_grad():
+        for t in (*module.parameters(), *module.buffers()):
+            t.fill_(5.0)
+    module.reset_parameters()  # type: ignore[operator]
+    torch.testing.assert_close(module(), torch.full((2,), expected))

@@ -6,10 +6,11 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import geoattn.manifolds as gm
 import pytest
 import torch
 from geoopt.manifolds.stereographic import math as gmath
+
+import geoattn.manifolds as gm
 
 _spec = importlib.util.spec_from_file_location("manifold_helpers", Path(__file__).with_name("helpers.py"))
 assert _spec is not None and _spec.loader is not None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import geoattn.manifolds as gm
 import pytest
 import torch
 from geoopt.manifolds.stereographic import math as gmath
+
+import geoattn.manifolds as gm
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -78,3 +79,29 @@ def test_spherical_midpoint_beyond_the_equator_is_the_embedded_mean() -> None:
     torch.testing.assert_close(
         out[0], torch.stack([torch.tan(expected_angle / 2), torch.tensor(0.0).double()])
     )
+
+
+@pytest.mark.parametrize("k", [-1.0, 0.0, 0.6])
+def test_scatter_sums_of_the_summands_give_the_midpoint(k: float) -> None:
+    """Graph layers sum midpoint_summands over edges and finish with midpoint_from_sums: same as the matrix form."""
+    g = torch.Generator().manual_seed(5)
+    values = gm.expmap0(torch.randn(6, 3, generator=g, dtype=torch.float64) * 0.5, k=k)
+    weights = torch.rand(4, 6, generator=g, dtype=torch.float64)
+    target, source = weights.nonzero(as_tuple=True)
+    scaled, lam_minus_one = gm.midpoint_summands(values, k=k)
+    w = weights[target, source].unsqueeze(-1)
+    numerator = torch.zeros(4, 3, dtype=torch.float64).index_add(0, target, w * scaled[source])
+    denominator = torch.zeros(4, 1, dtype=torch.float64).index_add(0, target, w * lam_minus_one[source])
+    torch.testing.assert_close(
+        gm.midpoint_from_sums(numerator, denominator, k=k), gm.gyro_midpoint(weights, values, k=k)
+    )
+
+
+@pytest.mark.parametrize("k", [-1.0, 0.0, 0.6])
+def test_all_zero_weights_give_the_origin_with_finite_gradients(k: float) -> None:
+    values = gm.expmap0(torch.randn(3, 2, dtype=torch.float64) * 0.5, k=k).requires_grad_()
+    weights = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
+    out = gm.gyro_midpoint(weights, values, k=k)
+    assert (out == 0).all()
+    grads = torch.autograd.grad(out.sum(), (weights, values))
+    assert all(torch.isfinite(gr).all() for gr in grads)

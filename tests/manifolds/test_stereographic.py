@@ -7,12 +7,13 @@ import math
 import sys
 from pathlib import Path
 
-import geoattn.manifolds as gm
 import pytest
 import torch
+from geoopt.manifolds.stereographic import math as gmath
+
+import geoattn.manifolds as gm
 from geoattn.manifolds import numerics
 from geoattn.manifolds.stereographic import artan_ratio, tan_ratio
-from geoopt.manifolds.stereographic import math as gmath
 
 _spec = importlib.util.spec_from_file_location("manifold_helpers", Path(__file__).with_name("helpers.py"))
 assert _spec is not None and _spec.loader is not None

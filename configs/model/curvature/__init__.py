@@ -1,0 +1,1 @@
+"""Hydra config group `model/curvature`: curvature modules for models that take one."""

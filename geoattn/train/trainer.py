@@ -1,0 +1,382 @@
+"""The training loop: a plain class with keyword arguments, independent of Hydra.
+
+Per step ``s = 1 .. max_steps``: draw a batch, compute ``model.training_loss(batch)``, stop with
+:class:`NonFiniteLossError` if it is NaN/inf (before ``backward``, so nothing after the last good step is
+saved), backpropagate, clip, step the optimizer; then, when ``s`` is a multiple of the respective interval
+(or the last step), log the mean loss, validate, and checkpoint -- in that order.
+
+Validation is RNG-neutral (it restores every generator afterwards), so where a run validates does not
+change its training trajectory; together with the checkpoint's RNG and data-stream state this makes a
+resumed run continue exactly as the uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoint import (
+    CHECKPOINT_DIR,
+    Checkpoint,
+    checkpoint_path,
+    list_checkpoints,
+    load_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from .metadata import run_info, utc_now
+from .protocol import DataSource, TaskModel, check_data, check_model
+from .rng import data_generator, get_rng_state, set_rng_state
+from .run_dir import RunDir
+
+__all__ = [
+    "NonFiniteLossError",
+    "OptimizerFactory",
+    "TrainResult",
+    "Trainer",
+    "move_to_device",
+    "resolve_device",
+]
+
+log = logging.getLogger(__name__)
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; no checkpoint was written for that step or later."""
+
+    def __init__(self, *, step: int, loss: float, last_checkpoint: Path | None) -> None:
+        self.step = step
+        self.loss = loss
+        self.last_checkpoint = last_checkpoint
+        kept = (
+            f"the last checkpoint is {str(last_checkpoint)!r}"
+            if last_checkpoint
+            else "no checkpoint was written"
+        )
+        super().__init__(
+            f"training loss is {loss} at step {step}; stopped before the update and without checkpointing "
+            f"(lower the learning rate, set trainer.grad_clip, or check the data); {kept}"
+        )
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :meth:`Trainer.fit` returns: where the run lives and how it ended."""
+
+    run_dir: Path
+    step: int
+    last_checkpoint: Path | None
+    val_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``; ``"cuda"``/``"cuda:N"`` (must be available)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"trainer.device={device!r}: CUDA is not available here; use 'cpu' or 'auto'")
+        return torch.device(device)
+    raise ValueError(f"trainer.device={device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
+def move_to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor in a nest of dicts, lists and tuples to ``device``; other leaves stay as they are."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: move_to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, list | tuple):
+        return type(batch)(move_to_device(v, device) for v in batch)
+    return batch
+
+
+class _BatchStream:
+    """Training batches across epochs, with a state that replays exactly (see :mod:`geoattn.train.protocol`).
+
+    The state is the generator state at the start of the current epoch plus the number of batches taken
+    from it; restoring re-creates the epoch's iterator from that state and skips those batches.
+    """
+
+    def __init__(self, data: DataSource, generator: torch.Generator, state: Mapping[str, Any] | None) -> None:
+        self.data = data
+        self.generator = generator
+        self.epoch = 0
+        self.batches_in_epoch = 0
+        if state is not None:
+            self.epoch = int(state["epoch"])
+            generator.set_state(state["generator"])
+        self.epoch_start = generator.get_state()
+        self._it: Iterator[Any] = iter(data.train_batches(generator))
+        skip = int(state["batches_in_epoch"]) if state is not None else 0
+        for i in range(skip):
+            if next(self._it, _END) is _END:
+                raise RuntimeError(
+                    f"resume: data.train_batches ended after {i} of the {skip} batches the checkpoint consumed "
+                    "in its epoch; the data config differs from the checkpoint's"
+                )
+            self.batches_in_epoch += 1
+
+    def next(self) -> Any:
+        batch = next(self._it, _END)
+        if batch is _END:
+            self.epoch += 1
+            self.batches_in_epoch = 0
+            self.epoch_start = self.generator.get_state()
+            self._it = iter(self.data.train_batches(self.generator))
+            batch = next(self._it, _END)
+            if batch is _END:
+                raise RuntimeError(f"data.train_batches yielded no batches (epoch {self.epoch})")
+        self.batches_in_epoch += 1
+        return batch
+
+    def state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "batches_in_epoch": self.batches_in_epoch, "generator": self.epoch_start}
+
+
+_END = object()
+
+
+def _positive(name: str, value: int | float | None, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(
+            f"trainer.{name}={value!r}: expected a positive number{' or None' if optional else ''}"
+        )
+
+
+class Trainer:
+    """Runs the training loop of one task and owns its run folder (:class:`~geoattn.train.run_dir.RunDir`).
+
+    Args:
+        model: an ``nn.Module`` following :class:`~geoattn.train.protocol.TaskModel`.
+        data: a :class:`~geoattn.train.protocol.DataSource`.
+        optimizer: called with ``model.parameters()`` (after the move to ``device``) to build the optimizer,
+            e.g. ``functools.partial(torch.optim.AdamW, lr=1e-3)`` or a Hydra ``_partial_: true`` node.
+        run_dir: the output folder (created when missing).
+        max_steps: total optimizer steps. Default: ``1000``.
+        val_every: validation interval in steps. Default: ``100``.
+        ckpt_every: checkpoint interval in steps. Default: ``500``.
+        log_every: training-loss logging interval in steps. Default: ``50``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. Default: ``"auto"``.
+        progress_bar: show tqdm (only when stderr is a terminal). Default: ``True``.
+        grad_clip: max global gradient norm, or ``None``. Default: ``None``.
+        keep_last: number of newest checkpoints to keep, or ``None`` for all. Default: ``None``.
+        seed: seeds the data generator (global RNGs are the caller's job: seed before building the model).
+            Default: ``0``.
+        config: the resolved run config as plain containers, written to ``config.yaml`` and into every
+            checkpoint. Default: ``None`` (empty).
+    """
+
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        data: DataSource,
+        optimizer: OptimizerFactory,
+        run_dir: str | os.PathLike[str],
+        max_steps: int = 1000,
+        val_every: int = 100,
+        ckpt_every: int = 500,
+        log_every: int = 50,
+        device: str = "auto",
+        progress_bar: bool = True,
+        grad_clip: float | None = None,
+        keep_last: int | None = None,
+        seed: int = 0,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0:
+            raise ValueError(f"trainer.max_steps={max_steps!r}: expected an int >= 0")
+        for name, value in (("val_every", val_every), ("ckpt_every", ckpt_every), ("log_every", log_every)):
+            _positive(name, value)
+        _positive("grad_clip", grad_clip, optional=True)
+        _positive("keep_last", keep_last, optional=True)
+        if not callable(optimizer):
+            raise TypeError(
+                f"optimizer: expected a callable params -> Optimizer, got {type(optimizer).__name__}"
+            )
+        self.model = check_model(model)
+        self.data = check_data(data)
+        self.optimizer_factory = optimizer
+        self.run = RunDir(run_dir)
+        self.max_steps = max_steps
+        self.val_every = val_every
+        self.ckpt_every = ckpt_every
+        self.log_every = log_every
+        self.device = resolve_device(device)
+        self.progress_bar = progress_bar
+        self.grad_clip = grad_clip
+        self.keep_last = keep_last
+        self.seed = seed
+        self.config: dict[str, Any] = dict(config) if config is not None else {}
+        self.step = 0
+        self.last_checkpoint: Path | None = None
+
+    def fit(self, *, resume: str | os.PathLike[str] | None = None) -> TrainResult:
+        """Train up to ``max_steps``, continuing from ``resume`` (a checkpoint file or run folder) if given.
+
+        Raises:
+            NonFiniteLossError: the loss became NaN/inf (``run.json`` records the failure).
+        """
+        self.model.to(self.device)
+        optimizer = self.optimizer_factory(self.model.parameters())
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f"optimizer: the factory returned a {type(optimizer).__name__}, not a torch Optimizer"
+            )
+        generator = data_generator(self.seed)
+        data_state: Mapping[str, Any] | None = None
+        resumed_from: str | None = None
+        if resume is not None:
+            file = resolve_checkpoint(resume)
+            checkpoint = load_checkpoint(file)
+            self._warn_on_config_change(checkpoint.config, file)
+            self.model.load_state_dict(checkpoint.model)
+            optimizer.load_state_dict(checkpoint.optimizer)
+            set_rng_state(checkpoint.rng)
+            data_state = checkpoint.data
+            self.step = checkpoint.step
+            self.last_checkpoint = file
+            resumed_from = str(file)
+        stream = _BatchStream(self.data, generator, data_state)
+
+        if self.config:
+            self.run.write_config(OmegaConf.to_yaml(OmegaConf.create(self.config)))
+        self.run.write_info(
+            run_info(seed=self.seed, device=str(self.device), resumed_from=resumed_from, start_step=self.step)
+        )
+        try:
+            metrics = self._loop(optimizer, stream)
+        except BaseException as e:
+            self.run.update_info(
+                status="failed", error=f"{type(e).__name__}: {e}", end_step=self.step, end_time=utc_now()
+            )
+            raise
+        self.run.update_info(status="completed", end_step=self.step, end_time=utc_now())
+        return TrainResult(self.run.path, self.step, self.last_checkpoint, metrics)
+
+    def _loop(self, optimizer: torch.optim.Optimizer, stream: _BatchStream) -> dict[str, float]:
+        if self.step >= self.max_steps:
+            log.warning("step %d >= max_steps %d: nothing to train", self.step, self.max_steps)
+            return self.validate()
+        start = time.perf_counter()
+        metrics: dict[str, float] = {}
+        losses: list[float] = []
+        bar = tqdm(
+            total=self.max_steps,
+            initial=self.step,
+            desc="train",
+            dynamic_ncols=True,
+            disable=not (self.progress_bar and sys.stderr.isatty()),
+        )
+        self.model.train()
+        try:
+            while self.step < self.max_steps:
+                losses.append(self._train_step(optimizer, stream))
+                self.step += 1
+                bar.update(1)
+                if self.step % self.log_every == 0:
+                    mean = sum(losses) / len(losses)
+                    losses.clear()
+                    bar.set_postfix(loss=f"{mean:.4g}")
+                    lr = float(optimizer.param_groups[0]["lr"])
+                    self._row("train", {"loss": mean, "lr": lr}, start)
+                last = self.step == self.max_steps
+                if last or self.step % self.val_every == 0:
+                    metrics = self.validate()
+                    self._row("val", metrics, start)
+                    log.info("step %d: %s", self.step, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+                if last or self.step % self.ckpt_every == 0:
+                    self._save(optimizer, stream)
+        finally:
+            bar.close()
+        return metrics
+
+    @property
+    def _task(self) -> TaskModel:
+        return cast(TaskModel, self.model)
+
+    def _train_step(self, optimizer: torch.optim.Optimizer, stream: _BatchStream) -> float:
+        batch = move_to_device(stream.next(), self.device)
+        loss = self._task.training_loss(batch)
+        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+            shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+            raise TypeError(
+                f"{type(self.model).__name__}.training_loss must return a scalar tensor, got {shape}"
+            )
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise NonFiniteLossError(step=self.step + 1, loss=value, last_checkpoint=self.last_checkpoint)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        optimizer.step()
+        return value
+
+    def validate(self) -> dict[str, float]:
+        """Mean of ``model.validation_metrics`` over ``data.val_batches()``; leaves every RNG untouched."""
+        rng = get_rng_state()
+        was_training = self.model.training
+        self.model.eval()
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        try:
+            with torch.no_grad():
+                for batch in self.data.val_batches():
+                    metrics = self._task.validation_metrics(move_to_device(batch, self.device))
+                    for key, value in metrics.items():
+                        sums[key] = sums.get(key, 0.0) + float(value)
+                        counts[key] = counts.get(key, 0) + 1
+        finally:
+            self.model.train(was_training)
+            set_rng_state(rng)
+        return {key: sums[key] / counts[key] for key in sums}
+
+    def _save(self, optimizer: torch.optim.Optimizer, stream: _BatchStream) -> Path:
+        """Write the checkpoint for the current step and prune old ones beyond ``keep_last``."""
+        checkpoint = Checkpoint(
+            step=self.step,
+            model=self.model.state_dict(),
+            optimizer=optimizer.state_dict(),
+            rng=get_rng_state(),
+            data=stream.state(),
+            config=self.config,
+        )
+        path = save_checkpoint(checkpoint, checkpoint_path(self.run.path, self.step))
+        self.last_checkpoint = path
+        if self.keep_last is not None:
+            for old in list_checkpoints(self.run.path / CHECKPOINT_DIR)[: -self.keep_last]:
+                old.unlink()
+        return path
+
+    def _row(self, split: str, values: Mapping[str, float], start: float) -> None:
+        elapsed = round(time.perf_counter() - start, 3)
+        self.run.append_metrics({"step": self.step, "split": split, **values, "elapsed_s": elapsed})
+
+    def _warn_on_config_change(self, saved: Mapping[str, Any], file: Path) -> None:
+        for key in ("seed", "model", "data", "optimizer"):
+            if key in self.config and saved.get(key) != self.config[key]:
+                log.warning(
+                    "resume: %s differs from the checkpoint's (%s); the run will not replay exactly",
+                    key,
+                    file,
+                )
