@@ -8,7 +8,7 @@ from typing import Literal
 
 import torch
 
-__all__ = ["Backend", "resolve_backend", "triton_available", "triton_interpreting"]
+__all__ = ["Backend", "resolve_backend", "triton_available", "triton_implemented", "triton_interpreting"]
 
 Backend = Literal["auto", "torch", "triton"]
 _BACKENDS = ("auto", "torch", "triton")
@@ -24,19 +24,38 @@ def triton_interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-def resolve_backend(backend: str, *tensors: torch.Tensor, op: str) -> Literal["torch", "triton"]:
+def triton_implemented(op: str) -> bool:
+    """Whether kernel folder ``op`` has a Triton implementation, i.e. a ``kernel.py`` beside its reference.
+
+    Looked up without importing ``kernel.py`` (so without importing triton). Kernel packages expose the
+    answer as their module-level ``TRITON_IMPLEMENTED``; ``geoattn info`` reports it per kernel.
+    """
+    return importlib.util.find_spec(f"geoattn.kernels.{op}.kernel") is not None
+
+
+def resolve_backend(
+    backend: str, *tensors: torch.Tensor, op: str, implemented: bool = True
+) -> Literal["torch", "triton"]:
     """Resolve ``backend`` for inputs ``tensors`` of kernel ``op``.
 
     ``"auto"`` picks ``"triton"`` when every tensor is on CUDA (or Triton's interpreter is on, which runs
     kernels on CPU tensors) and Triton is importable, else ``"torch"``. An explicit ``"triton"`` that
-    cannot run raises a ``RuntimeError`` saying why.
+    cannot run raises a ``RuntimeError`` saying why. For an op without a Triton kernel yet
+    (``implemented=False``) ``"auto"`` is always ``"torch"`` and ``"triton"`` raises ``NotImplementedError``.
     """
     if backend not in _BACKENDS:
         raise ValueError(f"{op}: backend must be one of {_BACKENDS}, got {backend!r}")
-    on_cuda = all(t.is_cuda for t in tensors)
-    runnable = triton_available() and (on_cuda or triton_interpreting())
     if backend == "torch":
         return "torch"
+    if not implemented:
+        if backend == "triton":
+            raise NotImplementedError(
+                f"{op}: no Triton kernel exists yet for this op, so backend='triton' is unavailable; "
+                "use backend='auto' or 'torch' (the torch reference)"
+            )
+        return "torch"
+    on_cuda = all(t.is_cuda for t in tensors)
+    runnable = triton_available() and (on_cuda or triton_interpreting())
     if backend == "triton":
         if not triton_available():
             raise RuntimeError(f"{op}: backend='triton' needs the triton package, which is not installed")

@@ -14,7 +14,7 @@ from .curvature import (
     SphericalCurvature,
 )
 from .distance import pairwise_dist, pairwise_sqdist
-from .midpoint import gyro_midpoint
+from .midpoint import gyro_midpoint, midpoint_from_sums, midpoint_summands
 from .stereographic import (
     CurvatureLike,
     artan_k,
@@ -44,6 +44,8 @@ __all__ = [
     "gyro_midpoint",
     "lambda_x",
     "logmap0",
+    "midpoint_from_sums",
+    "midpoint_summands",
     "mobius_add",
     "mobius_scalar_mul",
     "numerics",

@@ -25,10 +25,11 @@ __all__ = [
     "HyperbolicCurvature",
     "SignedCurvature",
     "SphericalCurvature",
+    "inverse_softplus",
 ]
 
 
-def _inverse_softplus(y: float) -> float:
+def inverse_softplus(y: float) -> float:
     """``x`` with ``softplus(x) = y`` for ``y > 0``, stable for large ``y``."""
     return y + math.log(-math.expm1(-y))
 
@@ -45,6 +46,10 @@ class CurvatureModule(nn.Module):
             raise ValueError(f"{type(self).__name__}: shape must have positive sizes, got {self.shape}")
 
     def forward(self) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def reset_parameters(self) -> None:  # pragma: no cover - abstract
+        """Restore the initial curvature given to the constructor."""
         raise NotImplementedError
 
     @property
@@ -70,7 +75,13 @@ class FixedCurvature(CurvatureModule):
 
     def __init__(self, k: float, shape: tuple[int, ...] | int = ()) -> None:
         super().__init__(shape)
-        self.register_buffer("value", torch.full(self.shape, float(k)))
+        self.init = float(k)
+        self.register_buffer("value", torch.full(self.shape, self.init))
+
+    def reset_parameters(self) -> None:
+        """Refill the buffer with the constructor's ``k``."""
+        with torch.no_grad():
+            self.value.fill_(self.init)
 
     def forward(self) -> torch.Tensor:
         return self.value
@@ -81,7 +92,13 @@ class SignedCurvature(CurvatureModule):
 
     def __init__(self, init: float = 0.0, shape: tuple[int, ...] | int = ()) -> None:
         super().__init__(shape)
-        self.theta = nn.Parameter(torch.full(self.shape, float(init)))
+        self.init = float(init)
+        self.theta = nn.Parameter(torch.full(self.shape, self.init))
+
+    def reset_parameters(self) -> None:
+        """Set ``k`` back to ``init``."""
+        with torch.no_grad():
+            self.theta.fill_(self.init)
 
     def forward(self) -> torch.Tensor:
         return self.theta
@@ -94,7 +111,13 @@ class HyperbolicCurvature(CurvatureModule):
         super().__init__(shape)
         if not init < 0:
             raise ValueError(f"HyperbolicCurvature: init must be < 0, got {init}")
-        self.theta = nn.Parameter(torch.full(self.shape, _inverse_softplus(-init)))
+        self.init = float(init)
+        self.theta = nn.Parameter(torch.full(self.shape, inverse_softplus(-self.init)))
+
+    def reset_parameters(self) -> None:
+        """Set ``k`` back to ``init``."""
+        with torch.no_grad():
+            self.theta.fill_(inverse_softplus(-self.init))
 
     def forward(self) -> torch.Tensor:
         return -F.softplus(self.theta)
@@ -107,7 +130,13 @@ class SphericalCurvature(CurvatureModule):
         super().__init__(shape)
         if not init > 0:
             raise ValueError(f"SphericalCurvature: init must be > 0, got {init}")
-        self.theta = nn.Parameter(torch.full(self.shape, _inverse_softplus(init)))
+        self.init = float(init)
+        self.theta = nn.Parameter(torch.full(self.shape, inverse_softplus(self.init)))
+
+    def reset_parameters(self) -> None:
+        """Set ``k`` back to ``init``."""
+        with torch.no_grad():
+            self.theta.fill_(inverse_softplus(self.init))
 
     def forward(self) -> torch.Tensor:
         return F.softplus(self.theta)

@@ -1,0 +1,36 @@
+"""Geometry-aware attention modules and PyTorch Geometric layers.
+
+Dense modules (``[B, N, D]`` in, ``[B, N, D]`` out): :class:`ManifoldAttention` (one geometry, curvature
+per head), :class:`CurvatureAdaptiveAttention` (CAT: Euclidean, hyperbolic and spherical branches mixed by
+a per-token router), :class:`CATEncoderLayer` and :class:`CATEncoder` (pre-norm transformer encoder).
+PyG layers (``x, edge_index``): :class:`ManifoldAttentionConv` and :class:`CurvatureAdaptiveConv`.
+Building blocks: :class:`HeadGeometry` (per-head curvature, temperature and bias), :class:`GeometryRouter`
+and the routing regularisers.
+"""
+
+from .cat_encoder import CATEncoder
+from .cat_encoder_layer import AttentionKind, CATEncoderLayer
+from .curvature_adaptive_attention import BRANCHES, CurvatureAdaptiveAttention, ParameterReport
+from .curvature_adaptive_conv import CurvatureAdaptiveConv
+from .head_geometry import HeadGeometry
+from .manifold_attention import ManifoldAttention
+from .manifold_attention_conv import ManifoldAttentionConv
+from .router import GeometryRouter, Routing, routing_entropy, routing_load_balance, routing_regularizer
+
+__all__ = [
+    "BRANCHES",
+    "AttentionKind",
+    "CATEncoder",
+    "CATEncoderLayer",
+    "CurvatureAdaptiveAttention",
+    "CurvatureAdaptiveConv",
+    "GeometryRouter",
+    "HeadGeometry",
+    "ManifoldAttention",
+    "ManifoldAttentionConv",
+    "ParameterReport",
+    "Routing",
+    "routing_entropy",
+    "routing_load_balance",
+    "routing_regularizer",
+]

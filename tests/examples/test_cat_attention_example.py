@@ -1,0 +1,22 @@
+"""``examples/cat_attention.py --smoke`` runs and prints routing weights, so the example cannot rot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "cat_attention.py"
+
+
+def test_cat_attention_example_smoke() -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--smoke", "--seed", "1"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "euclidean" in out and "hyperbolic" in out and "spherical" in out
+    for line in ("layer 0 ", "layer 1 ", "conv1 tree nodes", "conv2 ring nodes"):
+        routing = next(row for row in out.splitlines() if row.startswith(line) and "curvature" not in row)
+        weights = [float(w) for w in routing.split()[-3:]]
+        assert abs(sum(weights) - 1.0) < 2e-3, routing
