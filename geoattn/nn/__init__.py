@@ -5,7 +5,8 @@ per head), :class:`CurvatureAdaptiveAttention` (CAT: Euclidean, hyperbolic and s
 a per-token router), :class:`CATEncoderLayer` and :class:`CATEncoder` (pre-norm transformer encoder).
 PyG layers (``x, edge_index``): :class:`ManifoldAttentionConv` and :class:`CurvatureAdaptiveConv`.
 Building blocks: :class:`HeadGeometry` (per-head curvature, temperature and bias), :class:`GeometryRouter`
-and the routing regularisers.
+and the routing regularisers. Hierarchical self-attention over nested signals (exact dynamic programming
+over a :class:`geoattn.hierarchy.Hierarchy`): :class:`HierarchicalSelfAttention`, its encoder and layer.
 """
 
 from .cat_encoder import CATEncoder
@@ -13,6 +14,15 @@ from .cat_encoder_layer import AttentionKind, CATEncoderLayer
 from .curvature_adaptive_attention import BRANCHES, CurvatureAdaptiveAttention, ParameterReport
 from .curvature_adaptive_conv import CurvatureAdaptiveConv
 from .head_geometry import HeadGeometry
+from .hierarchical_attention import (
+    HierarchicalSelfAttention,
+    HsaScore,
+    SiblingPositionalBias,
+    hierarchical_attention,
+    hsa_dense_reference,
+)
+from .hierarchical_conv import HierarchicalAttentionConv
+from .hierarchical_encoder import HierarchicalTransformerEncoder, HierarchicalTransformerEncoderLayer
 from .manifold_attention import ManifoldAttention
 from .manifold_attention_conv import ManifoldAttentionConv
 from .router import GeometryRouter, Routing, routing_entropy, routing_load_balance, routing_regularizer
@@ -26,10 +36,18 @@ __all__ = [
     "CurvatureAdaptiveConv",
     "GeometryRouter",
     "HeadGeometry",
+    "HierarchicalAttentionConv",
+    "HierarchicalSelfAttention",
+    "HierarchicalTransformerEncoder",
+    "HierarchicalTransformerEncoderLayer",
+    "HsaScore",
     "ManifoldAttention",
     "ManifoldAttentionConv",
     "ParameterReport",
     "Routing",
+    "SiblingPositionalBias",
+    "hierarchical_attention",
+    "hsa_dense_reference",
     "routing_entropy",
     "routing_load_balance",
     "routing_regularizer",
