@@ -1,0 +1,121 @@
+"""Shared helpers of the benchmark scripts: timing, the environment a result was measured in, markdown.
+
+Every benchmark records with its table the git commit, the machine and accelerator, package versions, the
+seed and the exact command, so a row in ``benchmarks/RESULTS.md`` (or a file it includes) can be traced.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+__all__ = ["environment", "git_sha", "markdown_table", "median_ms", "write_report"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def git_sha() -> str:
+    """The checked-out commit, with ``+dirty`` when tracked files differ from it.
+
+    Where the tree has no ``.git`` (the GPU host receives a copy without it), ``GEOATTN_GIT_SHA`` from the
+    environment is used, else ``unknown``.
+    """
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return os.environ.get("GEOATTN_GIT_SHA", "unknown")
+    return sha + ("+dirty" if dirty else "")
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def environment() -> dict[str, str]:
+    """Machine, accelerator and package versions, as ``name -> value``."""
+    env = {
+        "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs)",
+        "device": torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else "CPU only (times are not meaningful)",
+        "python": platform.python_version(),
+        "torch": f"{torch.__version__} (CUDA {torch.version.cuda})",
+    }
+    for package in ("triton", "geoopt", "geoattn"):
+        env[package] = _version(package)
+    env["TRITON_INTERPRET"] = os.environ.get("TRITON_INTERPRET", "0")
+    env["git"] = git_sha()
+    return env
+
+
+def median_ms(
+    fn: Callable[[], object],
+    *,
+    grad_to_none: Sequence[torch.Tensor] | None = None,
+    warmup: int = 25,
+    rep: int = 100,
+) -> float:
+    """Median time of ``fn`` in milliseconds: ``triton.testing.do_bench`` on CUDA (``warmup``/``rep`` in ms),
+    a few wall-clock repetitions on CPU (smoke runs only)."""
+    if torch.cuda.is_available():
+        import triton.testing
+
+        return float(
+            triton.testing.do_bench(
+                fn, warmup=warmup, rep=rep, grad_to_none=grad_to_none, return_mode="median"
+            )
+        )
+    times = []
+    for _ in range(3):
+        for t in grad_to_none or ():
+            t.grad = None
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub markdown table with columns padded to their widest cell."""
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=False)]
+    lines = [
+        "| " + " | ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
+        "| " + " | ".join("-" * w for w in widths) + " |",
+    ]
+    lines += [
+        "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def write_report(path: str | Path, title: str, body: str, *, seed: int, config: dict[str, object]) -> str:
+    """Write ``body`` under ``title`` with the environment, resolved config, seed and command to ``path``
+    (parents created, file replaced); returns the markdown."""
+    env = environment()
+    command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+    lines = [f"## {title}", ""]
+    lines += [f"- {name}: {value}" for name, value in env.items()]
+    lines += [f"- seed: {seed}", f"- config: {config}", f"- command: `{command}`", "", body, ""]
+    text = "\n".join(lines)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return text
