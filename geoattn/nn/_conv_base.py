@@ -25,6 +25,7 @@ from geoattn.manifolds import (
     sqdist,
 )
 
+from ._checks import check_dropout
 from .head_geometry import HeadGeometry
 
 __all__ = ["ManifoldConvBase"]
@@ -72,8 +73,7 @@ class ManifoldConvBase(MessagePassing):  # type: ignore[misc]  # torch_geometric
             )
         if out_channels < 1 or heads < 1:
             raise ValueError(f"{name}: out_channels and heads must be >= 1, got {out_channels} and {heads}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout}")
+        check_dropout(name, dropout)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.heads = heads

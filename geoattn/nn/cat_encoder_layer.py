@@ -7,10 +7,11 @@ from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from geoattn.manifolds import FixedCurvature, HyperbolicCurvature, SignedCurvature, SphericalCurvature
 
+from ._checks import check_dropout
+from ._pre_norm import ACTIVATIONS, PreNormFeedForward
 from .curvature_adaptive_attention import CurvatureAdaptiveAttention
 from .manifold_attention import ManifoldAttention
 
@@ -20,7 +21,7 @@ AttentionKind = Literal["cat", "euclidean", "hyperbolic", "spherical", "signed"]
 _ACTIVATIONS = ("relu", "gelu")
 
 
-class CATEncoderLayer(nn.Module):
+class CATEncoderLayer(PreNormFeedForward):
     r"""Pre-norm transformer encoder layer with Curvature-Adaptive (or single-geometry) attention.
 
     .. math::
@@ -81,8 +82,7 @@ class CATEncoderLayer(nn.Module):
             raise ValueError(f"{name}: attention must be one of {get_args(AttentionKind)}, got {attention!r}")
         if activation not in _ACTIVATIONS:
             raise ValueError(f"{name}: activation must be one of {_ACTIVATIONS}, got {activation!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout}")
+        check_dropout(name, dropout)
         dim_feedforward = 4 * d_model if dim_feedforward is None else dim_feedforward
         if dim_feedforward < 1:
             raise ValueError(f"{name}: dim_feedforward must be >= 1, got {dim_feedforward}")
@@ -106,10 +106,9 @@ class CATEncoderLayer(nn.Module):
             }[attention]()
             kwargs.setdefault("curvature", curvature)
             self.self_attn = ManifoldAttention(d_model, nhead, **kwargs)
-        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
-        self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias, **factory)
-        self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias, **factory)
+        self._build_feed_forward(
+            d_model, dim_feedforward, layer_norm_eps=layer_norm_eps, bias=bias, device=device, dtype=dtype
+        )
         self.dropout = nn.Dropout(dropout)
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
@@ -118,12 +117,7 @@ class CATEncoderLayer(nn.Module):
     def reset_parameters(self) -> None:
         """Re-initialise attention, LayerNorms and the feed-forward block."""
         self.self_attn.reset_parameters()
-        for module in (self.norm1, self.norm2, self.linear1, self.linear2):
-            module.reset_parameters()
-
-    def _feed_forward(self, x: torch.Tensor) -> torch.Tensor:
-        act = F.gelu if self.activation == "gelu" else F.relu
-        return self.linear2(self.dropout(act(self.linear1(x))))
+        self._reset_feed_forward()
 
     def forward(
         self,
@@ -148,7 +142,7 @@ class CATEncoderLayer(nn.Module):
         else:
             attended = self.self_attn(h, src_key_padding_mask, src_mask, is_causal=is_causal)
         x = src + self.dropout1(attended)
-        x = x + self.dropout2(self._feed_forward(self.norm2(x)))
+        x = self._feed_forward_residual(x, ACTIVATIONS[self.activation], self.dropout, self.dropout2)
         if return_routing:
             assert routing is not None
             return x, routing

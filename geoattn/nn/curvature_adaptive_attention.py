@@ -12,6 +12,8 @@ from geoattn.kernels.backend import Backend
 from geoattn.kernels.manifold_attention import Aggregation, Score
 from geoattn.manifolds import CurvatureModule, FixedCurvature, HyperbolicCurvature, SphericalCurvature
 
+from ._checks import check_dropout, check_heads, check_tokens
+from ._projected_attention import ProjectedAttention
 from .head_geometry import HeadGeometry
 from .manifold_attention import ManifoldAttention
 from .router import GeometryRouter, Routing, routing_regularizer
@@ -61,7 +63,7 @@ def _branch_curvatures(
     ]
 
 
-class CurvatureAdaptiveAttention(nn.Module):
+class CurvatureAdaptiveAttention(ProjectedAttention):
     r"""Curvature-Adaptive attention: three attention branches of different geometry, mixed per token.
 
     From Lin, Ojha, Bai 2025, "CAT: Curvature-Adaptive Transformers for Geometry-Aware Learning"
@@ -145,12 +147,8 @@ class CurvatureAdaptiveAttention(nn.Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        if embed_dim < 1 or num_heads < 1 or embed_dim % num_heads:
-            raise ValueError(
-                f"{name}: embed_dim must be a positive multiple of num_heads, got {embed_dim} and {num_heads}"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout}")
+        check_heads(name, embed_dim, num_heads)
+        check_dropout(name, dropout)
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
@@ -170,10 +168,7 @@ class CurvatureAdaptiveAttention(nn.Module):
             routing=routing,
             **factory,
         )
-        self.q_proj = nn.Linear(embed_dim, groups * embed_dim, bias=bias, **factory)
-        self.k_proj = nn.Linear(embed_dim, groups * embed_dim, bias=bias, **factory)
-        self.v_proj = nn.Linear(embed_dim, groups * embed_dim, bias=bias, **factory)
-        self.out_proj = nn.Linear(groups * embed_dim, embed_dim, bias=bias, **factory)
+        self._build_projections(embed_dim, groups, bias=bias, **factory)
         curvatures = _branch_curvatures(
             num_heads, learnable_curvature, hyperbolic_curvature, spherical_curvature, name
         )
@@ -190,8 +185,7 @@ class CurvatureAdaptiveAttention(nn.Module):
 
     def reset_parameters(self) -> None:
         """Re-initialise projections, router (uniform routing), curvatures, beta and gamma."""
-        for lin in (self.q_proj, self.k_proj, self.v_proj, self.out_proj):
-            lin.reset_parameters()
+        self._reset_projections()
         self.router.reset_parameters()
         self.geometry.reset_parameters()
 
@@ -214,21 +208,9 @@ class CurvatureAdaptiveAttention(nn.Module):
         return_routing: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Self-attention of ``x`` ``[B, N, D]``: ``[B, N, D]`` (and routing ``[B, N, 3]``)."""
-        if x.dim() != 3 or x.shape[-1] != self.embed_dim:
-            raise ValueError(
-                f"{type(self).__name__}: x must have shape [B, N, {self.embed_dim}], got {tuple(x.shape)}"
-            )
+        check_tokens(type(self).__name__, x, self.embed_dim)
         alpha = self.router(x)  # [B, N, 3]
-        out, _ = self.geometry.attend(
-            self._heads(self.q_proj(x)),
-            self._heads(self.k_proj(x)),
-            self._heads(self.v_proj(x)),
-            key_padding_mask=key_padding_mask,
-            attn_mask=attn_mask,
-            causal=is_causal,
-            dropout_p=self.dropout if self.training else 0.0,
-            backend=self.backend,
-        )  # [B, 3H, N, Dh] tangent
+        out, _ = self._attend(x, key_padding_mask, attn_mask, causal=is_causal)  # [B, 3H, N, Dh] tangent
         branches = (
             out.transpose(1, 2).unflatten(2, (len(BRANCHES), self.num_heads)).flatten(-2)
         )  # [B, N, 3, D]
@@ -271,7 +253,7 @@ class CurvatureAdaptiveAttention(nn.Module):
         def count(module: nn.Module) -> int:
             return sum(p.numel() for p in module.parameters())
 
-        projections = sum(count(m) for m in (self.q_proj, self.k_proj, self.v_proj, self.out_proj))
+        projections = sum(count(m) for m in self._projections())
         return ParameterReport(
             total=count(self),
             router=count(self.router),

@@ -61,6 +61,8 @@ from torch import Tensor, nn
 
 from geoattn.hierarchy import DOMAINS, FamilyBlock, Hierarchy, LevelPlan
 
+from ._checks import check_heads
+
 __all__ = [
     "HierarchicalSelfAttention",
     "HsaScore",
@@ -545,10 +547,7 @@ class HierarchicalSelfAttention(nn.Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        if embed_dim < 1 or num_heads < 1 or embed_dim % num_heads:
-            raise ValueError(
-                f"{name}: embed_dim must be a positive multiple of num_heads, got {embed_dim} and {num_heads}"
-            )
+        check_heads(name, embed_dim, num_heads)
         _check_score(name, score)
         self.embed_dim = embed_dim
         self.num_heads = num_heads

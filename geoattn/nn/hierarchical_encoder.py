@@ -3,7 +3,6 @@ r"""Pre-norm transformer encoder layers whose attention is hierarchical self-att
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -11,18 +10,14 @@ from torch import Tensor, nn
 
 from geoattn.hierarchy import Hierarchy
 
+from ._checks import check_dropout
+from ._pre_norm import ACTIVATIONS, PreNormFeedForward
 from .hierarchical_attention import HierarchicalSelfAttention, HsaScore
 
 __all__ = ["HierarchicalTransformerEncoder", "HierarchicalTransformerEncoderLayer"]
 
-_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "gelu": nn.functional.gelu,
-    "relu": nn.functional.relu,
-    "silu": nn.functional.silu,
-}
 
-
-class HierarchicalTransformerEncoderLayer(nn.Module):
+class HierarchicalTransformerEncoderLayer(PreNormFeedForward):
     r"""A pre-norm residual transformer layer over a nested signal.
 
     .. math::
@@ -70,10 +65,9 @@ class HierarchicalTransformerEncoderLayer(nn.Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"{name}: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"{name}: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        check_dropout(name, dropout)
         self.d_model = d_model
         self.nhead = nhead
         self.dim_feedforward = 4 * d_model if dim_feedforward is None else dim_feedforward
@@ -88,24 +82,26 @@ class HierarchicalTransformerEncoderLayer(nn.Module):
             device=device,
             dtype=dtype,
         )
-        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias, device=device, dtype=dtype)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias, device=device, dtype=dtype)
-        self.linear1 = nn.Linear(d_model, self.dim_feedforward, bias=bias, device=device, dtype=dtype)
-        self.linear2 = nn.Linear(self.dim_feedforward, d_model, bias=bias, device=device, dtype=dtype)
+        self._build_feed_forward(
+            d_model,
+            self.dim_feedforward,
+            layer_norm_eps=layer_norm_eps,
+            bias=bias,
+            device=device,
+            dtype=dtype,
+        )
         self.dropout = nn.Dropout(dropout)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Re-initialise every sub-module."""
         self.self_attn.reset_parameters()
-        for module in (self.norm1, self.norm2, self.linear1, self.linear2):
-            module.reset_parameters()
+        self._reset_feed_forward()
 
     def forward(self, x: Tensor, hierarchy: Hierarchy) -> Tensor:
         """One layer; see the class docstring."""
         x = x + self.dropout(self.self_attn(self.norm1(x), hierarchy))
-        hidden = self.dropout(_ACTIVATIONS[self.activation](self.linear1(self.norm2(x))))
-        return x + self.dropout(self.linear2(hidden))
+        return self._feed_forward_residual(x, ACTIVATIONS[self.activation], self.dropout, self.dropout)
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, nhead={self.nhead}, dim_feedforward={self.dim_feedforward}"

@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from geoattn.kernels.backend import Backend
 from geoattn.kernels.manifold_attention import Aggregation, Score
-from geoattn.manifolds import CurvatureModule, FixedCurvature, SignedCurvature
+from geoattn.manifolds import CurvatureModule
 
+from ._checks import check_dropout, check_heads, check_tokens, head_curvature
+from ._projected_attention import ProjectedAttention
 from .head_geometry import HeadGeometry
 
 __all__ = ["ManifoldAttention"]
 
 
-class ManifoldAttention(nn.Module):
+class ManifoldAttention(ProjectedAttention):
     r"""Multi-head attention on the κ-stereographic manifold of curvature :math:`\kappa_h` per head.
 
     Hyperbolic attention with distance scores and gyro-midpoint aggregation (Gulcehre et al. 2019,
@@ -91,39 +92,16 @@ class ManifoldAttention(nn.Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        if embed_dim < 1 or num_heads < 1 or embed_dim % num_heads:
-            raise ValueError(
-                f"{name}: embed_dim must be a positive multiple of num_heads, got {embed_dim} and {num_heads}"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout}")
-        if isinstance(curvature, CurvatureModule):
-            if learnable_curvature:
-                raise ValueError(
-                    f"{name}: learnable_curvature=True applies to a float curvature; a curvature module "
-                    "decides itself whether it is learnable"
-                )
-            curvature_module = curvature
-        elif isinstance(curvature, int | float) and not isinstance(curvature, bool):
-            curvature_module = (
-                SignedCurvature(float(curvature), shape=num_heads)
-                if learnable_curvature
-                else FixedCurvature(float(curvature), shape=num_heads)
-            )
-        else:
-            raise TypeError(
-                f"{name}: curvature must be a float or a CurvatureModule, got {type(curvature).__name__}"
-            )
+        check_heads(name, embed_dim, num_heads)
+        check_dropout(name, dropout)
+        curvature_module = head_curvature(name, curvature, learnable_curvature, num_heads)
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
         self.dropout = float(dropout)
         self.backend: Backend = backend
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
-        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
-        self.k_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
-        self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
+        self._build_projections(embed_dim, 1, bias=bias, **factory)
         self.geometry = HeadGeometry(
             num_heads,
             self.head_dim,
@@ -137,8 +115,7 @@ class ManifoldAttention(nn.Module):
 
     def reset_parameters(self) -> None:
         """Default ``nn.Linear`` init for the projections; curvature, beta, gamma back to their initial values."""
-        for lin in (self.q_proj, self.k_proj, self.v_proj, self.out_proj):
-            lin.reset_parameters()
+        self._reset_projections()
         self.geometry.reset_parameters()
 
     def curvature(self) -> torch.Tensor:
@@ -159,21 +136,8 @@ class ManifoldAttention(nn.Module):
         need_weights: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Self-attention of ``x`` ``[B, N, D]``; returns ``[B, N, D]`` (and ``[B, H, N, N]`` weights)."""
-        if x.dim() != 3 or x.shape[-1] != self.embed_dim:
-            raise ValueError(
-                f"{type(self).__name__}: x must have shape [B, N, {self.embed_dim}], got {tuple(x.shape)}"
-            )
-        out, attn = self.geometry.attend(
-            self._heads(self.q_proj(x)),
-            self._heads(self.k_proj(x)),
-            self._heads(self.v_proj(x)),
-            key_padding_mask=key_padding_mask,
-            attn_mask=attn_mask,
-            causal=is_causal,
-            dropout_p=self.dropout if self.training else 0.0,
-            need_weights=need_weights,
-            backend=self.backend,
-        )
+        check_tokens(type(self).__name__, x, self.embed_dim)
+        out, attn = self._attend(x, key_padding_mask, attn_mask, causal=is_causal, need_weights=need_weights)
         y = self.out_proj(out.transpose(1, 2).flatten(-2))
         if need_weights:
             assert attn is not None

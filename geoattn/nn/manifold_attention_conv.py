@@ -8,8 +8,9 @@ from torch import Tensor
 from torch_geometric.typing import Adj, PairTensor
 
 from geoattn.kernels.manifold_attention import Aggregation, Score
-from geoattn.manifolds import CurvatureModule, FixedCurvature, SignedCurvature
+from geoattn.manifolds import CurvatureModule
 
+from ._checks import head_curvature
 from ._conv_base import ManifoldConvBase
 
 __all__ = ["ManifoldAttentionConv"]
@@ -93,24 +94,7 @@ class ManifoldAttentionConv(ManifoldConvBase):
         bias: bool = True,
         **kwargs: Any,
     ) -> None:
-        name = type(self).__name__
-        if isinstance(curvature, CurvatureModule):
-            if learnable_curvature:
-                raise ValueError(
-                    f"{name}: learnable_curvature=True applies to a float curvature; a curvature module "
-                    "decides itself whether it is learnable"
-                )
-            module = curvature
-        elif isinstance(curvature, int | float) and not isinstance(curvature, bool):
-            module = (
-                SignedCurvature(float(curvature), shape=heads)
-                if learnable_curvature
-                else FixedCurvature(float(curvature), shape=heads)
-            )
-        else:
-            raise TypeError(
-                f"{name}: curvature must be a float or a CurvatureModule, got {type(curvature).__name__}"
-            )
+        module = head_curvature(type(self).__name__, curvature, learnable_curvature, heads)
         super().__init__(
             in_channels,
             out_channels,

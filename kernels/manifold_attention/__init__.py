@@ -13,6 +13,8 @@ raises ``NotImplementedError``.
 
 from __future__ import annotations
 
+from typing import get_args
+
 import torch
 
 from geoattn.kernels.backend import Backend, resolve_backend, triton_implemented
@@ -29,8 +31,8 @@ __all__ = [
 ]
 
 _OP = "manifold_attention"
-_SCORES = ("distance", "tangent_dot")
-_AGGREGATIONS = ("midpoint", "tangent")
+_SCORES: tuple[str, ...] = get_args(Score)
+_AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 
 # Whether this folder has a Triton kernel (a kernel.py); `geoattn info` reports the same per kernel.
 TRITON_IMPLEMENTED: bool = triton_implemented(_OP)

@@ -204,8 +204,9 @@ def _tan_ratio_grad(w, t):
 
 
 @triton.jit
-def _tile_ids(N, M, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr):
-    """Program id -> (batch, row tile, column tile) over a 1-D grid (no 65535 limit on the batch)."""
+def _tile(N, M, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr):
+    """This program's tile over a 1-D grid (no 65535 limit on the batch): the batch index and the int64 row
+    and column offsets ``offs_n [BLOCK_N]``, ``offs_m [BLOCK_M]`` with their in-bounds masks."""
     pid = tl.program_id(0)
     tiles_n = tl.cdiv(N, BLOCK_N)
     tiles_m = tl.cdiv(M, BLOCK_M)
@@ -214,7 +215,11 @@ def _tile_ids(N, M, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr):
     rest = pid - pid_b * per_batch
     pid_n = rest // tiles_m
     pid_m = rest - pid_n * tiles_m
-    return pid_b.to(tl.int64), pid_n, pid_m
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    mask_n = offs_n < N
+    mask_m = offs_m < M
+    return pid_b.to(tl.int64), offs_n.to(tl.int64), offs_m.to(tl.int64), mask_n, mask_m
 
 
 @triton.jit
@@ -271,6 +276,49 @@ def _load_rows(x2_ptr, y2_ptr, k_ptr, offs_n, offs_m, mask_n, mask_m, stride_x2n
     return a[:, None], b[None, :], kk[:, None]
 
 
+@triton.jit
+def _tile_inputs(
+    x_ptr, y_ptr, x2_ptr, y2_ptr, k_ptr, N, M, D,
+    stride_xb, stride_xn, stride_xd, stride_yb, stride_ym, stride_yd,
+    stride_x2b, stride_x2n, stride_y2b, stride_y2m, stride_kb, stride_kn,
+    BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr, DOT_F32: tl.constexpr,
+):  # fmt: skip
+    """What both kernels read for their tile (arguments as the kernels'): the tile (see ``_tile``), the
+    float32 Gram tile ``[BLOCK_N, BLOCK_M]`` of x and y, and ``a = |x_i|^2 [BLOCK_N, 1]``,
+    ``b = |y_j|^2 [1, BLOCK_M]``, ``k_i [BLOCK_N, 1]`` in float32."""
+    pid_b, offs_n, offs_m, mask_n, mask_m = _tile(N, M, BLOCK_N, BLOCK_M)
+    g = _gram_tile(
+        x_ptr + pid_b * stride_xb,
+        y_ptr + pid_b * stride_yb,
+        offs_n,
+        offs_m,
+        mask_n,
+        mask_m,
+        D,
+        stride_xn,
+        stride_xd,
+        stride_ym,
+        stride_yd,
+        BLOCK_N,
+        BLOCK_M,
+        BLOCK_D,
+        DOT_F32,
+    )
+    a, b, kk = _load_rows(
+        x2_ptr + pid_b * stride_x2b,
+        y2_ptr + pid_b * stride_y2b,
+        k_ptr + pid_b * stride_kb,
+        offs_n,
+        offs_m,
+        mask_n,
+        mask_m,
+        stride_x2n,
+        stride_y2m,
+        stride_kn,
+    )
+    return pid_b, offs_n, offs_m, mask_n, mask_m, g, a, b, kk
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Forward
 # ---------------------------------------------------------------------------------------------------------
@@ -314,43 +362,13 @@ def _pairwise_dist_fwd_kernel(
     BLOCK_D: tl.constexpr,
     DOT_F32: tl.constexpr,
 ):
-    pid_b, pid_n, pid_m = _tile_ids(N, M, BLOCK_N, BLOCK_M)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    mask_n = offs_n < N
-    mask_m = offs_m < M
-    offs_n = offs_n.to(tl.int64)
-    offs_m = offs_m.to(tl.int64)
-
-    g = _gram_tile(
-        x_ptr + pid_b * stride_xb,
-        y_ptr + pid_b * stride_yb,
-        offs_n,
-        offs_m,
-        mask_n,
-        mask_m,
-        D,
-        stride_xn,
-        stride_xd,
-        stride_ym,
-        stride_yd,
-        BLOCK_N,
-        BLOCK_M,
-        BLOCK_D,
-        DOT_F32,
-    )  # [BLOCK_N, BLOCK_M]
-    a, b, kk = _load_rows(
-        x2_ptr + pid_b * stride_x2b,
-        y2_ptr + pid_b * stride_y2b,
-        k_ptr + pid_b * stride_kb,
-        offs_n,
-        offs_m,
-        mask_n,
-        mask_m,
-        stride_x2n,
-        stride_y2m,
-        stride_kn,
-    )  # [BLOCK_N, 1], [1, BLOCK_M], [BLOCK_N, 1]
+    # g [BLOCK_N, BLOCK_M]; a [BLOCK_N, 1], b [1, BLOCK_M], kk [BLOCK_N, 1]
+    pid_b, offs_n, offs_m, mask_n, mask_m, g, a, b, kk = _tile_inputs(
+        x_ptr, y_ptr, x2_ptr, y2_ptr, k_ptr, N, M, D,
+        stride_xb, stride_xn, stride_xd, stride_yb, stride_ym, stride_yd,
+        stride_x2b, stride_x2n, stride_y2b, stride_y2m, stride_kb, stride_kn,
+        BLOCK_N, BLOCK_M, BLOCK_D, DOT_F32,
+    )  # fmt: skip
     if TANGENT:
         t = _tan_ratio(kk * b)  # [BLOCK_N, BLOCK_M]
         g = g * t
@@ -413,44 +431,14 @@ def _pairwise_dist_bwd_kernel(
     BLOCK_D: tl.constexpr,
     DOT_F32: tl.constexpr,
 ):
-    pid_b, pid_n, pid_m = _tile_ids(N, M, BLOCK_N, BLOCK_M)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    mask_n = offs_n < N
-    mask_m = offs_m < M
-    offs_n = offs_n.to(tl.int64)
-    offs_m = offs_m.to(tl.int64)
+    # h [BLOCK_N, BLOCK_M]: <x, y> (<x, v> with TANGENT); a, c, kk as the forward's a, b, kk
+    pid_b, offs_n, offs_m, mask_n, mask_m, h, a, c, kk = _tile_inputs(
+        x_ptr, y_ptr, x2_ptr, y2_ptr, k_ptr, N, M, D,
+        stride_xb, stride_xn, stride_xd, stride_yb, stride_ym, stride_yd,
+        stride_x2b, stride_x2n, stride_y2b, stride_y2m, stride_kb, stride_kn,
+        BLOCK_N, BLOCK_M, BLOCK_D, DOT_F32,
+    )  # fmt: skip
     mask = mask_n[:, None] & mask_m[None, :]
-
-    h = _gram_tile(
-        x_ptr + pid_b * stride_xb,
-        y_ptr + pid_b * stride_yb,
-        offs_n,
-        offs_m,
-        mask_n,
-        mask_m,
-        D,
-        stride_xn,
-        stride_xd,
-        stride_ym,
-        stride_yd,
-        BLOCK_N,
-        BLOCK_M,
-        BLOCK_D,
-        DOT_F32,
-    )  # [BLOCK_N, BLOCK_M]: <x, y> (<x, v> with TANGENT)
-    a, c, kk = _load_rows(
-        x2_ptr + pid_b * stride_x2b,
-        y2_ptr + pid_b * stride_y2b,
-        k_ptr + pid_b * stride_kb,
-        offs_n,
-        offs_m,
-        mask_n,
-        mask_m,
-        stride_x2n,
-        stride_y2m,
-        stride_kn,
-    )
     if TANGENT:
         wt = kk * c
         t = _tan_ratio(wt)  # [BLOCK_N, BLOCK_M]
@@ -560,6 +548,19 @@ def _bs(t: torch.Tensor) -> int:
     return 0 if t.shape[0] == 1 else t.stride(0)
 
 
+def _input_strides(
+    x: torch.Tensor, y: torch.Tensor, x2: torch.Tensor, y2: torch.Tensor, krow: torch.Tensor
+) -> tuple[int, ...]:
+    """The strides of the five inputs, in the order both kernels take them (``stride_xb`` .. ``stride_kn``)."""
+    return (
+        _bs(x), x.stride(1), x.stride(2),
+        _bs(y), y.stride(1), y.stride(2),
+        _bs(x2), x2.stride(1),
+        _bs(y2), y2.stride(1),
+        krow.stride(0), krow.stride(1),
+    )  # fmt: skip
+
+
 def _sqnorm(t: torch.Tensor) -> torch.Tensor:
     tf = t.float()
     return (tf * tf).sum(-1)
@@ -593,11 +594,7 @@ def pairwise_dist_fwd(
     launcher[_grid(batch, n, m)](
         x, y, x2, y2, krow, out,
         n, m, d, triton.next_power_of_2(n), triton.next_power_of_2(m),
-        _bs(x), x.stride(1), x.stride(2),
-        _bs(y), y.stride(1), y.stride(2),
-        _bs(x2), x2.stride(1),
-        _bs(y2), y2.stride(1),
-        krow.stride(0), krow.stride(1),
+        *_input_strides(x, y, x2, y2, krow),
         out.stride(0), out.stride(1), out.stride(2),
         md, bound, tiny,
         TANGENT=y_tangent, SQRT=not squared, BLOCK_D=_block_d(d), DOT_F32=triton_interpreting(), **meta,
@@ -634,11 +631,7 @@ def pairwise_dist_bwd(
         _pairwise_dist_bwd_kernel[_grid(batch, n, m)](
             x, y, x2, y2, krow, grad_out, p, rowx, colb, rowk,
             n, m, d,
-            _bs(x), x.stride(1), x.stride(2),
-            _bs(y), y.stride(1), y.stride(2),
-            _bs(x2), x2.stride(1),
-            _bs(y2), y2.stride(1),
-            krow.stride(0), krow.stride(1),
+            *_input_strides(x, y, x2, y2, krow),
             grad_out.stride(0), grad_out.stride(1), grad_out.stride(2),
             md, bound, tiny,
             TANGENT=y_tangent, SQRT=not squared, WRITE_P=need_p,

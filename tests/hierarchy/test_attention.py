@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+import hierarchy_helpers as helpers
 import pytest
 import torch
 
@@ -15,11 +13,6 @@ from geoattn.nn.hierarchical_attention import (
     hierarchical_attention,
     hsa_dense_reference,
 )
-
-_spec = importlib.util.spec_from_file_location("hierarchy_helpers", Path(__file__).with_name("helpers.py"))
-assert _spec is not None and _spec.loader is not None
-helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
 
 
 def _softmax_attention(

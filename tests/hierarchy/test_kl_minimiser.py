@@ -8,10 +8,9 @@ the closed form, and compared with both the dense closed form and the DP.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
+import hierarchy_helpers as helpers
 import numpy as np
 import pytest
 import scipy.optimize
@@ -23,11 +22,6 @@ from geoattn.nn.hierarchical_attention import (
     hierarchical_attention,
     hsa_dense_reference,
 )
-
-_spec = importlib.util.spec_from_file_location("hierarchy_helpers", Path(__file__).with_name("helpers.py"))
-assert _spec is not None and _spec.loader is not None
-helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
 
 
 def _block_structure(h: Hierarchy) -> tuple[np.ndarray, list[tuple[int, int, int]]]:

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+import hierarchy_helpers as helpers
 import networkx as nx
 import torch
 
 from geoattn.hierarchy import DOMAINS, Hierarchy, Node
 from geoattn.nn.hierarchical_attention import SiblingPositionalBias, hierarchical_attention
-
-_spec = importlib.util.spec_from_file_location("hierarchy_helpers", Path(__file__).with_name("helpers.py"))
-assert _spec is not None and _spec.loader is not None
-helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
 
 
 def test_from_nested_canonical_arrays() -> None:
