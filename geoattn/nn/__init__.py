@@ -7,6 +7,8 @@ PyG layers (``x, edge_index``): :class:`ManifoldAttentionConv` and :class:`Curva
 Building blocks: :class:`HeadGeometry` (per-head curvature, temperature and bias), :class:`GeometryRouter`
 and the routing regularisers. Hierarchical self-attention over nested signals (exact dynamic programming
 over a :class:`geoattn.hierarchy.Hierarchy`): :class:`HierarchicalSelfAttention`, its encoder and layer.
+Pointer networks: :class:`PointerNetwork` (LSTM encoder-decoder; greedy, sampling and beam-search decoding),
+:class:`PointerAttention`, and the step masks :class:`PermutationMask`, :class:`CycleMask`, :class:`FreeMask`.
 """
 
 from .cat_encoder import CATEncoder
@@ -25,6 +27,18 @@ from .hierarchical_conv import HierarchicalAttentionConv
 from .hierarchical_encoder import HierarchicalTransformerEncoder, HierarchicalTransformerEncoderLayer
 from .manifold_attention import ManifoldAttention
 from .manifold_attention_conv import ManifoldAttentionConv
+from .pointer_attention import PointerAttention, masked_log_softmax
+from .pointer_network import (
+    CycleMask,
+    Decoded,
+    DecodingState,
+    DecodingStrategy,
+    FreeMask,
+    PermutationMask,
+    PointerNetwork,
+    StepMask,
+    sequence_log_likelihood,
+)
 from .router import GeometryRouter, Routing, routing_entropy, routing_load_balance, routing_regularizer
 
 __all__ = [
@@ -34,6 +48,11 @@ __all__ = [
     "CATEncoderLayer",
     "CurvatureAdaptiveAttention",
     "CurvatureAdaptiveConv",
+    "CycleMask",
+    "Decoded",
+    "DecodingState",
+    "DecodingStrategy",
+    "FreeMask",
     "GeometryRouter",
     "HeadGeometry",
     "HierarchicalAttentionConv",
@@ -44,11 +63,17 @@ __all__ = [
     "ManifoldAttention",
     "ManifoldAttentionConv",
     "ParameterReport",
+    "PermutationMask",
+    "PointerAttention",
+    "PointerNetwork",
     "Routing",
     "SiblingPositionalBias",
+    "StepMask",
     "hierarchical_attention",
     "hsa_dense_reference",
+    "masked_log_softmax",
     "routing_entropy",
     "routing_load_balance",
     "routing_regularizer",
+    "sequence_log_likelihood",
 ]
