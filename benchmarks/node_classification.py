@@ -26,6 +26,17 @@ Every finished run is appended to ``<out-dir>/runs.jsonl`` at once; a restart sk
 processes share the GPU, since each run is launch-bound). At the end the tables go to stdout and to
 ``<out-dir>/node_classification.md``.
 
+Ablation of CAT's options (``--cat-variants``, model ``"cat"`` only): the variants ``score`` in
+{distance, tangent_dot} x ``aggregation`` in {midpoint, tangent} with shared projections, plus the defaults
+(distance, midpoint) with projections per branch, each at ONE hyper-parameter setting per dataset: the one
+the main benchmark selected for CAT, read from ``<out-dir>/runs.jsonl`` with the selection above (so pass
+the same ``--epochs``, ``--patience``, ``--select``, ``--smoke`` and first seed as the main run; with
+``--select mean`` the same ``--seeds``). That setting was tuned for the default variant, which favours it.
+Runs are appended to ``<out-dir>/ablation.jsonl`` (resumed the same way) and the tables written to
+``<out-dir>/node_classification_ablation.md``::
+
+    python benchmarks/node_classification.py --cat-variants --datasets cora,disease --seeds 0,1,2
+
 GPU (the numbers to record; estimated at 4-6 minutes on one H200 from operator counts, not yet measured:
 each run prints its time, and the start prints the estimate)::
 
@@ -71,6 +82,16 @@ MODEL_LABELS = {
 }
 GRID = {"lr": (0.005, 0.01), "weight_decay": (0.0, 5e-4), "dropout": (0.0, 0.5)}
 SMOKE_GRID = {"lr": (0.01,), "weight_decay": (5e-4,), "dropout": (0.0, 0.5)}
+# --cat-variants: CurvatureAdaptiveConv's score x aggregation (shared projections), and the defaults with
+# projections per branch; the first is NodeClassifier's default.
+CAT_VARIANTS: tuple[dict[str, Any], ...] = (
+    {"score": "distance", "aggregation": "midpoint", "shared_projections": True},
+    {"score": "distance", "aggregation": "tangent", "shared_projections": True},
+    {"score": "tangent_dot", "aggregation": "midpoint", "shared_projections": True},
+    {"score": "tangent_dot", "aggregation": "tangent", "shared_projections": True},
+    {"score": "distance", "aggregation": "midpoint", "shared_projections": False},
+)
+ABLATION_RUNS = "ablation.jsonl"
 DEGREE_BINS = ((1, 1), (2, 3), (4, 5), (6, 7), (8, 10**9))
 DISEASE_ROOT = 0  # the only node never listed as a child in disease_nc.edges.csv, and the tree's center
 # Published anchors (HGCN paper, Chami et al. 2019, Table 1; see shared/data/graphs/SOURCE.md):
@@ -168,6 +189,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         heads=setup["heads"],
         num_layers=setup["num_layers"],
         dropout=spec["dropout"],
+        **spec.get("variant", {}),
     ).to(torch.device(_WORKER["device"]))
     want_routing = spec["model"] == "cat" and spec["dataset"] == "disease"
     result = fit_full_batch(
@@ -213,9 +235,57 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_key(spec: dict[str, Any]) -> str:
-    """Identity of a run: dataset, model, seed, hyper-parameters and the setup (budget, sizes, split)."""
-    fields = {k: spec[k] for k in ("dataset", "model", "seed", "lr", "weight_decay", "dropout", "setup")}
-    return json.dumps(fields, sort_keys=True)
+    """Identity of a run: dataset, model, seed, hyper-parameters and the setup (budget, sizes, split); plus
+    the ``variant`` (NodeClassifier options) of a ``--cat-variants`` run."""
+    keys = ("dataset", "model", "seed", "lr", "weight_decay", "dropout", "setup", "variant")
+    return json.dumps({k: spec[k] for k in keys if k in spec}, sort_keys=True)
+
+
+def variant_label(variant: dict[str, Any]) -> str:
+    """``"distance + midpoint"``, with ``", projections per branch"`` when not shared."""
+    label = f"{variant['score']} + {variant['aggregation']}"
+    return label if variant["shared_projections"] else label + ", projections per branch"
+
+
+Pair = tuple[str, str]  # (dataset, model)
+
+
+def plan(
+    args: argparse.Namespace, pairs: Sequence[Pair]
+) -> tuple[list[dict[str, float]], list[int], dict[Pair, list[dict[str, Any]]], list[dict[str, Any]]]:
+    """The grid points, the seeds the grid runs on, the per-pair specs of every seed (no hyper-parameters
+    yet) and the grid's specs."""
+    points = grid_points(args.grid)
+    grid_seeds = args.seeds[:1] if args.select == "first-seed" else args.seeds
+    base = {
+        pair: [{"dataset": pair[0], "model": pair[1], "seed": s, "setup": args.setup} for s in args.seeds]
+        for pair in pairs
+    }
+    grid_specs = [
+        dict(spec, **point)
+        for pair in pairs
+        for point in points
+        for spec in base[pair]
+        if spec["seed"] in grid_seeds
+    ]
+    return points, grid_seeds, base, grid_specs
+
+
+def choose(
+    runs: dict[str, dict[str, Any]],
+    points: list[dict[str, float]],
+    base: dict[Pair, list[dict[str, Any]]],
+    grid_seeds: Sequence[int],
+) -> dict[Pair, dict[str, float]]:
+    """The selected grid point of every pair (:func:`select` over the grid runs of ``grid_seeds``)."""
+    return {
+        pair: select(
+            [runs[run_key(dict(s, **p))] for p in points for s in specs if s["seed"] in grid_seeds],
+            points,
+            grid_seeds,
+        )[0]
+        for pair, specs in base.items()
+    }
 
 
 def grid_points(grid: dict[str, Sequence[float]]) -> list[dict[str, float]]:
@@ -266,15 +336,21 @@ def _finite(value: float, bad: float) -> float:
 
 
 class Runner:
-    """Runs specs (inline or in a process pool), appending each finished record to ``runs.jsonl``."""
+    """Runs specs (inline or in a process pool), appending each finished record to ``<out-dir>/<filename>``."""
 
-    def __init__(self, args: argparse.Namespace, runs: dict[str, dict[str, Any]], total: int) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        runs: dict[str, dict[str, Any]],
+        total: int,
+        filename: str = "runs.jsonl",
+    ) -> None:
         self.args = args
         self.runs = runs
         self.total = total
         self.done = 0
         self.start = time.perf_counter()
-        self.path = args.out_dir / "runs.jsonl"
+        self.path = args.out_dir / filename
         self.pool: futures.ProcessPoolExecutor | None = None
         initargs = (str(args.data_root), args.device, args.threads)
         if args.workers > 1:
@@ -307,7 +383,9 @@ class Runner:
         self.done += 1
         elapsed = time.perf_counter() - self.start
         print(
-            f"[{self.done:>4}/{self.total}] {record['dataset']:<9}{record['model']:<11}seed {record['seed']} "
+            f"[{self.done:>4}/{self.total}] {record['dataset']:<9}{record['model']:<11}"
+            + (f"{variant_label(record['variant'])}: " if "variant" in record else "")
+            + f"seed {record['seed']} "
             f"lr {record['lr']:<6g}wd {record['weight_decay']:<7g}do {record['dropout']:<4g}| "
             f"val {record['val_accuracy']:.3f} test {record['test_accuracy']:.3f} "
             f"F1 {record['test_macro_f1']:.3f} | {record['epochs_run']:>3} ep (best {record['best_epoch']:>3}) "
@@ -423,6 +501,34 @@ def _routing_plot(tables: dict[str, Any], layers: int, out_dir: Path) -> list[st
     return [f"![CAT routing on Disease]({path.name})", ""]
 
 
+def _environment_lines() -> list[str]:
+    """``- name: value`` of the machine, accelerator, package versions and git commit."""
+    env = environment()
+    env["torch_geometric"] = torch_geometric.__version__
+    return [f"- {name}: {value}" for name, value in env.items()]
+
+
+def _command() -> str:
+    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+
+
+def _protocol_lines(args: argparse.Namespace) -> list[str]:
+    """Seeds, model sizes and training budget."""
+    return [
+        f"- seeds: {args.seeds} (initialisation and dropout; splits fixed, split seed {DEFAULT_SPLIT_SEED})",
+        f"- model: NodeClassifier, {args.setup['num_layers']} layers of {args.setup['heads']} heads x "
+        f"{args.setup['hidden_channels']} features; Adam, full batch",
+        f"- budget: at most {args.setup['epochs']} epochs, early stopping after {args.setup['patience']} "
+        "epochs without a better validation accuracy; test metrics of the best validation epoch",
+    ]
+
+
+def _selection_text(args: argparse.Namespace) -> str:
+    if args.select == "first-seed":
+        return f"best validation accuracy on seed {args.seeds[0]} (ties: macro-F1, then loss)"
+    return "best mean validation accuracy over the seeds (ties: macro-F1, then loss)"
+
+
 def report(
     args: argparse.Namespace,
     runs: dict[str, dict[str, Any]],
@@ -431,9 +537,6 @@ def report(
     points: list[dict[str, float]],
     wall: float,
 ) -> str:
-    env = environment()
-    env["torch_geometric"] = torch_geometric.__version__
-    command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
     selected: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for pair, point in chosen.items():
         spec_list = [dict(s, **point) for s in specs_by_pair[pair]]
@@ -443,21 +546,12 @@ def report(
     lines = [
         "## Node classification: one geometry vs CAT vs GATConv",
         "",
-        *[f"- {name}: {value}" for name, value in env.items()],
-        f"- seeds: {args.seeds} (initialisation and dropout; splits fixed, split seed {DEFAULT_SPLIT_SEED})",
-        f"- model: NodeClassifier, {args.setup['num_layers']} layers of {args.setup['heads']} heads x "
-        f"{args.setup['hidden_channels']} features; Adam, full batch",
-        f"- budget: at most {args.setup['epochs']} epochs, early stopping after {args.setup['patience']} "
-        "epochs without a better validation accuracy; test metrics of the best validation epoch",
+        *_environment_lines(),
+        *_protocol_lines(args),
         f"- grid ({len(points)} points, per dataset and model): {grid_text}",
-        "- selection: "
-        + (
-            f"best validation accuracy on seed {args.seeds[0]} (ties: macro-F1, then loss)"
-            if args.select == "first-seed"
-            else "best mean validation accuracy over the seeds (ties: macro-F1, then loss)"
-        ),
+        "- selection: " + _selection_text(args),
         f"- runs: {len(runs)} in runs.jsonl; this invocation {wall:.0f} s wall",
-        f"- command: `{command}`",
+        f"- command: `{_command()}`",
         "",
     ]
     for metric, title in (("test_accuracy", "Test accuracy (%)"), ("test_macro_f1", "Test macro-F1 (%)")):
@@ -559,6 +653,168 @@ def report(
     return "\n".join(lines)
 
 
+def ablation_report(
+    args: argparse.Namespace,
+    runs: dict[str, dict[str, Any]],
+    main_runs: dict[str, dict[str, Any]],
+    chosen: dict[Pair, dict[str, float]],
+    base: dict[Pair, list[dict[str, Any]]],
+    grid_seeds: Sequence[int],
+    wall: float,
+) -> str:
+    """The ``--cat-variants`` tables: every variant at the selected CAT setting of every dataset."""
+    datasets = args.datasets
+    point = {d: chosen[(d, "cat")] for d in datasets}
+    recs = {
+        (d, variant_label(v)): [runs[run_key(dict(s, **point[d], variant=v))] for s in base[(d, "cat")]]
+        for d in datasets
+        for v in CAT_VARIANTS
+    }
+    labels = [variant_label(v) for v in CAT_VARIANTS]
+    default = labels[0]
+    names = {label: label + (" (default)" if label == default else "") for label in labels}
+    lines = [
+        "## Node classification: CAT's score, aggregation and projections",
+        "",
+        *_environment_lines(),
+        *_protocol_lines(args),
+        "- variants: CurvatureAdaptiveConv's score ∈ {distance, tangent_dot} x aggregation ∈ {midpoint, "
+        "tangent} with shared projections, and the defaults (distance + midpoint) with projections per branch",
+        "- hyper-parameters: per dataset, the CAT configuration the main benchmark selected on validation "
+        f"(runs.jsonl; {_selection_text(args)}), the same for every variant (table below). It was tuned "
+        "for the default variant, which the comparison therefore favours",
+        f"- runs: {len(runs)} in {ABLATION_RUNS}; this invocation {wall:.0f} s wall",
+        f"- command: `{_command()}`",
+        "",
+    ]
+    metrics = [("test_accuracy", "Test accuracy (%)"), ("test_macro_f1", "Test macro-F1 (%)")]
+    for metric, title in metrics:
+        lines += [f"### {title}, mean ± std over {len(args.seeds)} seed(s)", ""]
+        rows = [[names[v], *[mean_std([r[metric] for r in recs[(d, v)]]) for d in datasets]] for v in labels]
+        lines += [markdown_table(["variant", *datasets], rows), ""]
+    if "disease" in datasets:
+        rows = [[names[v], mean_std([_positive_f1(r) for r in recs[("disease", v)]])] for v in labels]
+        lines += [
+            "Disease, binary F1 of class 1 (HGCN's Disease metric):",
+            "",
+            markdown_table(["variant", "disease F1 (class 1)"], rows),
+            "",
+        ]
+    lines += ["### Selected hyper-parameters (from runs.jsonl)", ""]
+    rows = []
+    for d in datasets:
+        grid = [main_runs[run_key(dict(s, **point[d]))] for s in base[(d, "cat")] if s["seed"] in grid_seeds]
+        rows.append(
+            [
+                d,
+                f"{point[d]['lr']:g}",
+                f"{point[d]['weight_decay']:g}",
+                f"{point[d]['dropout']:g}",
+                mean_std([r["val_accuracy"] for r in grid]),
+            ]
+        )
+    lines += [markdown_table(["dataset", "lr", "wd", "dropout", "val acc at selection (%)"], rows), ""]
+    lines += ["### Validation, cost and routing per variant", ""]
+    rows = []
+    for d in datasets:
+        for v in labels:
+            rs = recs[(d, v)]
+            curv = " ".join(
+                f"{k}={statistics.fmean(r['curvatures'].get(k, math.nan) for r in rs):+.2f}"
+                for k in CURVATURE_KEYS["cat"]
+            )
+            routed = [torch.tensor(r["routing"]["all"]["weights"]).mean(0) for r in rs if "routing" in r]
+            routing = " / ".join(f"{w:.2f}" for w in torch.stack(routed).mean(0).tolist()) if routed else "-"
+            rows.append(
+                [
+                    d,
+                    names[v],
+                    mean_std([r["val_accuracy"] for r in rs]),
+                    f"{statistics.fmean(r['epochs_run'] for r in rs):.0f}",
+                    f"{statistics.fmean(r['seconds'] for r in rs):.2f}",
+                    f"{rs[0]['params']:,}",
+                    curv,
+                    routing,
+                    str(sum(r["diverged"] for r in rs)),
+                ]
+            )
+    headers = [
+        "dataset",
+        "variant",
+        "val acc (%)",
+        "epochs",
+        "s/run",
+        "params",
+        "curvature (mean)",
+        "routing E / H / S",
+        "diverged",
+    ]
+    lines += [markdown_table(headers, rows), ""]
+    lines.append("Routing: mean weight of all nodes over layers and seeds, at the best epoch (Disease only).")
+    checks = []
+    for d in datasets:
+        pairs = [
+            (r, main_runs.get(run_key(dict(s, **point[d]))))
+            for r, s in zip(recs[(d, default)], base[(d, "cat")], strict=True)
+        ]
+        same = [(r, m) for r, m in pairs if m is not None]
+        if same:
+            equal = sum(r["test_accuracy"] == m["test_accuracy"] for r, m in same)
+            gap = max(abs(r["test_accuracy"] - m["test_accuracy"]) for r, m in same)
+            devices = ", ".join(sorted({m["device"] for _, m in same}))
+            checks.append(
+                f"{d} {equal}/{len(same)} identical (max difference {100 * gap:.2f} pp; those runs on "
+                f"{devices}, these on {args.device})"
+            )
+    if checks:
+        lines += [
+            "",
+            "Default variant against the main benchmark's runs of the same configuration and seeds "
+            "(test accuracy): " + "; ".join(checks) + ".",
+        ]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def run_ablation(args: argparse.Namespace) -> None:
+    """``--cat-variants``: every variant of :data:`CAT_VARIANTS` at the setting the main benchmark chose."""
+    pairs = [(d, "cat") for d in args.datasets]
+    points, grid_seeds, base, grid_specs = plan(args, pairs)
+    main_path = args.out_dir / "runs.jsonl"
+    main_runs = read_runs(main_path)
+    missing = [s for s in grid_specs if run_key(s) not in main_runs]
+    if missing:
+        sys.exit(
+            f"--cat-variants: {len(missing)} of the {len(grid_specs)} CAT grid runs the selection needs are "
+            f"not in {main_path} (first: {missing[0]['dataset']}, seed {missing[0]['seed']}); run the main "
+            "benchmark there first, with the same --epochs, --patience, --select, --smoke and first seed "
+            "(all --seeds with --select mean)"
+        )
+    chosen = choose(main_runs, points, base, grid_seeds)
+    specs = [dict(s, **chosen[pair], variant=v) for pair in pairs for v in CAT_VARIANTS for s in base[pair]]
+    runs = read_runs(args.out_dir / ABLATION_RUNS)
+    known = sum(run_key(s) in runs for s in specs)
+    print(
+        f"CAT variants: {len(args.datasets)} dataset(s) x {len(CAT_VARIANTS)} variants x seeds {args.seeds}: "
+        f"{len(specs)} runs ({known} already in {args.out_dir / ABLATION_RUNS}); device {args.device}, "
+        f"{args.workers} worker(s); hyper-parameters "
+        + "; ".join(f"{d} {chosen[(d, 'cat')]}" for d in args.datasets),
+        flush=True,
+    )
+    runner = Runner(args, runs, len(specs), ABLATION_RUNS)
+    start = time.perf_counter()
+    try:
+        runner.run(specs)
+    finally:
+        runner.close()
+    text = ablation_report(args, runs, main_runs, chosen, base, grid_seeds, time.perf_counter() - start)
+    path = args.out_dir / "node_classification_ablation.md"
+    path.write_text(text + "\n")
+    print()
+    print(text)
+    print(f"\nwrote {path}")
+
+
 # ------------------------------------------------------------------------------------------------------
 # Main
 # ------------------------------------------------------------------------------------------------------
@@ -588,7 +844,17 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help=f"tiny run: at most 2 epochs, small layers, 2 grid points; defaults {smoke} on the CPU",
     )
+    parser.add_argument(
+        "--cat-variants",
+        action="store_true",
+        help=f"ablation of CAT's score, aggregation and projections ({len(CAT_VARIANTS)} variants) at the "
+        f"setting selected in <out-dir>/runs.jsonl; runs to <out-dir>/{ABLATION_RUNS} (model cat only)",
+    )
     args = parser.parse_args()
+    if args.cat_variants:
+        if args.models not in (None, "cat"):
+            parser.error(f"--cat-variants runs model cat only, got --models {args.models}")
+        args.models = "cat"
     for key, value in (smoke if args.smoke else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -626,22 +892,13 @@ def main() -> None:
     # Fail fast, before any worker starts, if a file is missing (workers load their own copies).
     for name in args.datasets:
         NodeClassificationData(name, args.data_root)
-    points = grid_points(args.grid)
+    if args.cat_variants:
+        run_ablation(args)
+        return
     runs = read_runs(args.out_dir / "runs.jsonl")
-    first, rest = args.seeds[:1], args.seeds[1:]
-    grid_seeds = first if args.select == "first-seed" else args.seeds
+    rest = args.seeds[1:]
     pairs = [(d, m) for d in args.datasets for m in args.models]
-    base = {
-        pair: [{"dataset": pair[0], "model": pair[1], "seed": s, "setup": args.setup} for s in args.seeds]
-        for pair in pairs
-    }
-    grid_specs = [
-        dict(spec, **point)
-        for pair in pairs
-        for point in points
-        for spec in base[pair]
-        if spec["seed"] in grid_seeds
-    ]
+    points, grid_seeds, base, grid_specs = plan(args, pairs)
     later = len(pairs) * len(rest) if args.select == "first-seed" else 0
     total = len(grid_specs) + later
     known = sum(run_key(s) in runs for s in grid_specs)
@@ -665,14 +922,7 @@ def main() -> None:
     start = time.perf_counter()
     try:
         runner.run(grid_specs)
-        chosen = {
-            pair: select(
-                [runs[run_key(dict(s, **p))] for p in points for s in base[pair] if s["seed"] in grid_seeds],
-                points,
-                grid_seeds,
-            )[0]
-            for pair in pairs
-        }
+        chosen = choose(runs, points, base, grid_seeds)
         if args.select == "first-seed" and rest:
             runner.run([dict(s, **chosen[pair]) for pair in pairs for s in base[pair] if s["seed"] in rest])
     finally:

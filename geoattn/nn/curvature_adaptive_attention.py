@@ -80,7 +80,8 @@ class CurvatureAdaptiveAttention(ProjectedAttention):
     arXiv:2309.04082) with its own curvature per head, temperature :math:`\beta` and bias :math:`\gamma`:
     Euclidean :math:`\kappa = 0` (fixed), hyperbolic :math:`\kappa_h < 0` and spherical :math:`\kappa_h > 0`
     (learnable, sign-constrained). All three use the same ``score`` and ``aggregation``, so the router
-    chooses a geometry, not a scoring rule.
+    chooses a geometry, not a scoring rule. The defaults are compared with the alternatives in
+    ``benchmarks/node_classification.py --cat-variants`` (results in benchmarks/RESULTS.md).
 
     With ``shared_projections=True`` (default; the paper's ~5% parameter overhead implies shared
     projections) the branches share :math:`W_Q, W_K, W_V, W_O`:

@@ -35,6 +35,8 @@ class CurvatureAdaptiveConv(ManifoldConvBase):
     d_{\kappa_{b,h}}(q_i, k_j)^2 - \gamma_{b,h})`, :math:`\kappa_E = 0` (fixed), :math:`\kappa_{H,h} < 0` and
     :math:`\kappa_{S,h} > 0` (learnable, sign-constrained). The branches share the query/key/value
     projections (default) or have their own; all run in one message-passing call over :math:`3H` heads.
+    The defaults are compared with the alternatives in ``benchmarks/node_classification.py --cat-variants``
+    (results in benchmarks/RESULTS.md).
 
     Args:
         in_channels (int or tuple): size of each input sample, or ``(source, target)`` sizes (positive).

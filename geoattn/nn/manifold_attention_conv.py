@@ -39,8 +39,10 @@ class ManifoldAttentionConv(ManifoldConvBase):
     The two sums are scatter sums over each target's incoming edges; a node without incoming edges gets the
     origin (0) plus its root weight. ``score="tangent_dot"`` scores
     :math:`\beta_h\langle\log_0 q_i, \log_0 k_j\rangle/\sqrt{C} - \gamma_h`; ``aggregation="tangent"``
-    aggregates :math:`\exp_0(\sum_j \alpha_{ij}\log_0 v_j)`. On a complete graph with self-loops the layer
-    equals :func:`geoattn.kernels.manifold_attention.manifold_attention` on the projected nodes.
+    aggregates :math:`\exp_0(\sum_j \alpha_{ij}\log_0 v_j)`. The defaults are compared with the alternatives
+    in ``benchmarks/node_classification.py --cat-variants`` (results in benchmarks/RESULTS.md). On a complete
+    graph with self-loops the layer equals :func:`geoattn.kernels.manifold_attention.manifold_attention` on
+    the projected nodes.
 
     Args:
         in_channels (int or tuple): size of each input sample, or a pair ``(source, target)`` for

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
+from importlib.resources import files
 from pathlib import Path
+from typing import cast
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from geoattn.nn import BRANCHES
+from geoattn.kernels.manifold_attention import Aggregation, Score
+from geoattn.nn import BRANCHES, CurvatureAdaptiveConv, ManifoldAttentionConv
 from geoattn.train.protocol import DataSource, TaskModel
 from geoattn.train.tasks import (
     CONVS,
@@ -17,6 +22,7 @@ from geoattn.train.tasks import (
     f1_per_class,
     fit_full_batch,
 )
+from geoattn.train.tasks.node_classification import ConvName
 
 
 def two_communities(n: int = 40, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -83,6 +89,57 @@ def test_classifier_shapes_loss_and_metrics(conv: str) -> None:
     assert f"conv={conv!r}" in repr(model)
 
 
+@pytest.mark.parametrize("conv", ["hyperbolic", "cat"])
+@pytest.mark.parametrize(
+    ("score", "aggregation"),
+    [("distance", "tangent"), ("tangent_dot", "midpoint"), ("tangent_dot", "tangent")],
+)
+def test_score_and_aggregation_reach_every_layer(
+    conv: ConvName, score: Score, aggregation: Aggregation
+) -> None:
+    torch.manual_seed(0)
+    model = NodeClassifier(2, 2, conv, hidden_channels=4, heads=2, score=score, aggregation=aggregation)
+    geometries = [cast(ManifoldAttentionConv | CurvatureAdaptiveConv, c).geometry for c in model.convs]
+    assert all(g.score == score and g.aggregation == aggregation for g in geometries)
+    loss = model.training_loss(two_communities())
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert f"score={score!r}, aggregation={aggregation!r}" in repr(model)
+
+
+def test_cat_projections_per_branch() -> None:
+    torch.manual_seed(0)
+    shared = NodeClassifier(2, 2, "cat", hidden_channels=4, heads=2)
+    separate = NodeClassifier(2, 2, "cat", hidden_channels=4, heads=2, shared_projections=False)
+    assert all(c.shared_projections for c in shared.convs)
+    assert not any(c.shared_projections for c in separate.convs)
+    assert sum(p.numel() for p in separate.parameters()) > sum(p.numel() for p in shared.parameters())
+    loss = separate.training_loss(two_communities())
+    loss.backward()
+    assert torch.isfinite(loss) and "shared_projections=False" in repr(separate)
+
+
+def test_defaults_are_the_configs_and_gat_accepts_them() -> None:
+    """configs/model/node_classifier.yaml spells out the class's defaults (the benchmark's); GATConv takes
+    the defaults of the options it does not have."""
+    config = OmegaConf.to_container(
+        OmegaConf.create(files("geoattn.configs").joinpath("model/node_classifier.yaml").read_text())
+    )
+    assert isinstance(config, dict)
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(NodeClassifier).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    assert {k: v for k, v in config.items() if k in defaults} == defaults
+    assert (defaults["score"], defaults["aggregation"], defaults["shared_projections"]) == (
+        "distance",
+        "midpoint",
+        True,
+    )
+    NodeClassifier(2, 2, "gat", heads=1, score="distance", aggregation="midpoint", shared_projections=True)
+
+
 def test_fixed_curvature_is_not_learned() -> None:
     model = NodeClassifier(2, 2, "hyperbolic", hidden_channels=4, heads=2, learnable_curvature=False)
     assert model.curvatures()["k"].item() == -1.0
@@ -96,6 +153,12 @@ def test_fixed_curvature_is_not_learned() -> None:
         ({"heads": 0}, "heads must be an int >= 1"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         ({"routing_weight": -1.0}, "routing_weight must be >= 0"),
+        ({"score": "dot"}, "score must be one of"),
+        ({"aggregation": "sum"}, "aggregation must be one of"),
+        ({"conv": "gat", "score": "tangent_dot"}, "conv='gat' has no score"),
+        ({"conv": "gat", "aggregation": "tangent"}, "conv='gat' has no aggregation"),
+        ({"conv": "gat", "shared_projections": False}, "conv='gat' has no shared_projections"),
+        ({"conv": "spherical", "shared_projections": False}, "conv='spherical' has no shared_projections"),
     ],
 )
 def test_classifier_rejects_bad_arguments(kwargs: dict[str, object], match: str) -> None:

@@ -41,6 +41,7 @@ from torch.nn import functional as F
 from torch_geometric.nn import GATConv
 
 from geoattn.datasets import DEFAULT_SPLIT_SEED, load_node_dataset
+from geoattn.kernels.manifold_attention import Aggregation, Score
 from geoattn.manifolds import CurvatureModule, FixedCurvature, HyperbolicCurvature, SphericalCurvature
 from geoattn.nn import BRANCHES, CurvatureAdaptiveConv, ManifoldAttentionConv, routing_regularizer
 
@@ -132,6 +133,17 @@ class NodeClassifier(nn.Module):
         learnable_curvature: learn the per-head curvature (within its sign) of ``"hyperbolic"``,
             ``"spherical"`` and ``"cat"``; otherwise fixed at :math:`-1` / :math:`+1`. Default: ``True``.
         routing_weight: weight of the routing regulariser for ``"cat"``. Default: ``0.01``.
+        score: attention score of the geoattn layers (every branch of ``"cat"``), ``"distance"`` or
+            ``"tangent_dot"`` (see :class:`~geoattn.nn.ManifoldAttentionConv`). Default: ``"distance"``.
+        aggregation: neighbour aggregation of the geoattn layers, ``"midpoint"`` or ``"tangent"``.
+            Default: ``"midpoint"``.
+        shared_projections: ``"cat"`` only: one set of query/key/value projections for the three branches
+            (see :class:`~geoattn.nn.CurvatureAdaptiveConv`). Default: ``True``.
+
+    ``"gat"`` has no ``score``, ``aggregation`` or ``shared_projections``, and the single-geometry kinds no
+    ``shared_projections``: a value other than the default for a kind without it raises ``ValueError``
+    rather than being ignored. The defaults are the ones ``benchmarks/node_classification.py`` runs; its
+    ``--cat-variants`` mode compares them with the alternatives for ``"cat"``.
 
     Shapes:
         - :meth:`forward`: ``x [N, F]``, ``edge_index [2, E]`` -> logits ``[N, C]``; with
@@ -155,6 +167,9 @@ class NodeClassifier(nn.Module):
         attention_dropout: float | None = None,
         learnable_curvature: bool = True,
         routing_weight: float = 0.01,
+        score: Score = "distance",
+        aggregation: Aggregation = "midpoint",
+        shared_projections: bool = True,
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -175,6 +190,26 @@ class NodeClassifier(nn.Module):
                 raise ValueError(f"{name}: {arg} must be in [0, 1), got {p}")
         if routing_weight < 0:
             raise ValueError(f"{name}: routing_weight must be >= 0, got {routing_weight}")
+        if score not in get_args(Score):
+            raise ValueError(f"{name}: score must be one of {get_args(Score)}, got {score!r}")
+        if aggregation not in get_args(Aggregation):
+            raise ValueError(
+                f"{name}: aggregation must be one of {get_args(Aggregation)}, got {aggregation!r}"
+            )
+        # Options a kind does not have: only their defaults are accepted, so a config cannot silently ask
+        # for a variant that is not run.
+        absent = {"gat": ("score", "aggregation", "shared_projections"), "cat": ()}.get(
+            conv, ("shared_projections",)
+        )
+        for arg, value, default in (
+            ("score", score, "distance"),
+            ("aggregation", aggregation, "midpoint"),
+            ("shared_projections", shared_projections, True),
+        ):
+            if arg in absent and value != default:
+                raise ValueError(
+                    f"{name}: conv={conv!r} has no {arg}; leave it at {default!r}, got {value!r}"
+                )
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.conv: ConvName = conv
@@ -185,6 +220,9 @@ class NodeClassifier(nn.Module):
         self.attention_dropout = float(attention_dropout)
         self.learnable_curvature = learnable_curvature
         self.routing_weight = float(routing_weight)
+        self.score: Score = score
+        self.aggregation: Aggregation = aggregation
+        self.shared_projections = shared_projections
         width = heads * hidden_channels
         self.input = nn.Linear(in_channels, width)
         self.convs = nn.ModuleList(self._make_conv(width) for _ in range(num_layers))
@@ -197,10 +235,19 @@ class NodeClassifier(nn.Module):
             return gat
         if self.conv == "cat":
             return CurvatureAdaptiveConv(
-                width, c, heads=h, learnable_curvature=self.learnable_curvature, dropout=p
+                width,
+                c,
+                heads=h,
+                shared_projections=self.shared_projections,
+                learnable_curvature=self.learnable_curvature,
+                score=self.score,
+                aggregation=self.aggregation,
+                dropout=p,
             )
         module = _curvature_module(self.conv, h, self.learnable_curvature)
-        return ManifoldAttentionConv(width, c, heads=h, curvature=module, dropout=p)
+        return ManifoldAttentionConv(
+            width, c, heads=h, curvature=module, score=self.score, aggregation=self.aggregation, dropout=p
+        )
 
     def reset_parameters(self) -> None:
         self.input.reset_parameters()
@@ -266,6 +313,8 @@ class NodeClassifier(nn.Module):
         return (
             f"conv={self.conv!r}, in_channels={self.in_channels}, num_classes={self.num_classes}, "
             f"hidden_channels={self.hidden_channels}, heads={self.heads}, num_layers={self.num_layers}"
+            + ("" if self.conv == "gat" else f", score={self.score!r}, aggregation={self.aggregation!r}")
+            + (f", shared_projections={self.shared_projections}" if self.conv == "cat" else "")
         )
 
 
