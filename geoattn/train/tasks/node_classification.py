@@ -201,14 +201,14 @@ class NodeClassifier(nn.Module):
         absent = {"gat": ("score", "aggregation", "shared_projections"), "cat": ()}.get(
             conv, ("shared_projections",)
         )
-        for arg, value, default in (
+        for option, chosen, default in (
             ("score", score, "distance"),
             ("aggregation", aggregation, "midpoint"),
             ("shared_projections", shared_projections, True),
         ):
-            if arg in absent and value != default:
+            if option in absent and chosen != default:
                 raise ValueError(
-                    f"{name}: conv={conv!r} has no {arg}; leave it at {default!r}, got {value!r}"
+                    f"{name}: conv={conv!r} has no {option}; leave it at {default!r}, got {chosen!r}"
                 )
         self.in_channels = in_channels
         self.num_classes = num_classes
