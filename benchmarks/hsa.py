@@ -5,7 +5,8 @@ For each number of tokens ``N`` and tree depth ``L`` the hierarchy is a regular 
 head instead of ``N^2``: its cost should grow like ``N^(1 + 1/L)``, dense attention's like ``N^2``. Each
 configuration is timed forward and forward+backward (gradients for q, k and v) with
 ``triton.testing.do_bench`` (median), with peak CUDA memory above the inputs; dense and SDPA do not depend
-on the tree and are measured once per ``N``. The last table fits ``log time = a + slope * log N`` per
+on the tree and are measured once per ``N``. On CUDA the DP is also timed captured as CUDA graphs
+(``torch.cuda.make_graphed_callables``, "graphed"), which removes its per-kernel launch costs. The last table fits ``log time = a + slope * log N`` per
 method, mode and depth. Before timing, the DP on a flat tree is checked against SDPA (they are the same
 attention).
 
@@ -35,7 +36,7 @@ from geoattn.hierarchy import Hierarchy
 from geoattn.nn.hierarchical_attention import hierarchical_attention
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-IMPLS = ("hsa", "sdpa", "dense")
+IMPLS = ("hsa", "hsa_graph", "sdpa", "dense")
 MODES = ("fwd", "fwd+bwd")
 DEFAULT_SIZES = ",".join(str(2**p) for p in range(10, 19))  # 1024 .. 262144
 SMOKE_SIZES = "64,256,1024"
@@ -57,10 +58,33 @@ def dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.
     return torch.softmax(scores.float(), dim=-1).to(v.dtype) @ v
 
 
+def graphed_hsa(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tree: Hierarchy
+) -> Callable[[], torch.Tensor]:
+    """The DP on ``tree`` captured once as CUDA graphs (forward and backward) by PyTorch's
+    ``torch.cuda.make_graphed_callables``: one graph launch replaces the DP's few kernels per level and
+    block, which dominate at small N. Valid while ``tree`` and the input shapes stay fixed."""
+
+    def dp(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return hierarchical_attention(q, k, v, tree)
+
+    graphed = torch.cuda.make_graphed_callables(dp, (q, k, v))
+    return partial(graphed, q, k, v)
+
+
 def measure(
-    fn: Callable[[], torch.Tensor], inputs: list[torch.Tensor], mode: str, args: argparse.Namespace
+    fn: Callable[[], torch.Tensor] | Callable[[], Callable[[], torch.Tensor]],
+    inputs: list[torch.Tensor],
+    mode: str,
+    args: argparse.Namespace,
+    *,
+    build: bool = False,
 ) -> tuple[float | None, float | None]:
-    """(median ms, peak MiB above the inputs) of ``fn`` (forward or forward+backward); ``None`` if OOM."""
+    """(median ms, peak MiB above the inputs) of ``fn`` (forward or forward+backward); ``None`` if OOM.
+
+    With ``build=True``, ``fn`` makes the callable to time (e.g. captures CUDA graphs) inside the memory
+    window, so the graphs' memory pool counts in the peak.
+    """
     grad = None
 
     def step() -> object:
@@ -80,6 +104,8 @@ def measure(
             torch.cuda.empty_cache()
             base = torch.cuda.memory_allocated()
             torch.cuda.reset_peak_memory_stats()
+        if build:
+            fn = fn()  # type: ignore[assignment]
         step()
         for t in inputs:
             t.grad = None
@@ -132,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := (set(impls) - set(IMPLS)) | (set(modes) - set(MODES)):
         parser.error(f"unknown impls/modes {sorted(unknown)}; accepted: {IMPLS} and {MODES}")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    graphs = "hsa_graph" in impls and device.type == "cuda"  # CUDA graphs exist only on CUDA
     dtype = DTYPES[args.dtype]
     torch.manual_seed(args.seed)
     env = environment()
@@ -184,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 if hsa_ms is not None:
                     times.setdefault(("hsa", mode, depth), {})[n] = hsa_ms
+                graph_ms, graph_mib = (
+                    measure(partial(graphed_hsa, q, k, v, tree), inputs, mode, args, build=True)
+                    if "hsa_graph" in impls and device.type == "cuda"
+                    else (None, None)
+                )
+                if graph_ms is not None:
+                    times.setdefault(("hsa_graph", mode, depth), {})[n] = graph_ms
                 sdpa_ms, sdpa_mib = peers.get(("sdpa", mode), (None, None))
                 dense_ms, dense_mib = peers.get(("dense", mode), (None, None))
 
@@ -198,11 +232,14 @@ def main(argv: list[str] | None = None) -> int:
                         mode,
                         fmt(hsa_ms),
                         fmt(hsa_mib, 1) if device.type == "cuda" else "—",
+                        fmt(graph_ms) if graphs else "—",
+                        fmt(graph_mib, 1) if graphs else "—",
                         fmt(sdpa_ms) if ("sdpa", mode) in peers else "skip",
                         fmt(sdpa_mib, 1) if device.type == "cuda" and ("sdpa", mode) in peers else "—",
                         fmt(dense_ms) if ("dense", mode) in peers else "skip",
                         fmt(dense_mib, 1) if device.type == "cuda" and ("dense", mode) in peers else "—",
                         ratio(sdpa_ms),
+                        ratio(sdpa_ms, graph_ms) if graphs else "—",
                         ratio(dense_ms),
                         f"{build_ms:.0f}",
                     ]
@@ -216,11 +253,14 @@ def main(argv: list[str] | None = None) -> int:
         "mode",
         "HSA ms",
         "HSA MiB",
+        "graphed ms",
+        "graphed MiB",
         "SDPA ms",
         "SDPA MiB",
         "dense ms",
         "dense MiB",
         "SDPA/HSA",
+        "SDPA/graphed",
         "dense/HSA",
         "tree+plan ms (CPU)",
     ]
@@ -236,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         slope = float(np.polyfit(np.log(ns), np.log(ts), 1)[0])
         # launch overheads flatten the curve at small N: fit the three largest sizes on their own too
         top = float(np.polyfit(np.log(ns[-3:]), np.log(ts[-3:]), 1)[0]) if len(ns) > 3 else slope
-        expected = "2" if impl != "hsa" else f"{1 + 1 / depth:.2f}" if depth else "—"
+        expected = "2" if not impl.startswith("hsa") else f"{1 + 1 / depth:.2f}" if depth else "—"
         slope_rows.append(
             [
                 impl,
@@ -261,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         f"runs on CPU); memory is the peak CUDA allocation above the inputs. Flat-tree check (HSA vs SDPA, "
         f"N={n_check}, float32): max |diff| = {check:.2e}. Fitted slopes below the ideal reflect launch "
         f"overheads at small N (the DP issues a few kernels per level and block); the ideal for HSA counts "
-        f"logits, ~N^(1 + 1/depth), while its memory traffic on the node states grows like N."
+        f"logits, ~N^(1 + 1/depth), while its memory traffic on the node states grows like N. Graphed is the "
+        f"same DP captured once as CUDA graphs (`torch.cuda.make_graphed_callables`, memory pool included), "
+        f"which removes those launch costs."
     )
     if args.out:
         config = {

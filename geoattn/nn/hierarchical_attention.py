@@ -388,6 +388,12 @@ def hierarchical_attention(
     Returns:
         ``[T, H, d_v]`` or ``[B, H, N, d_v]``; zero at padding tokens. Half-precision inputs are computed in
         float32 and the result cast back.
+
+    Speed: the DP issues a few kernels per level and block, so on a GPU it is launch-bound below ~16k
+    tokens. It never synchronises with the host, so for a fixed hierarchy and input shape PyTorch's
+    ``torch.cuda.make_graphed_callables(lambda q, k, v: hierarchical_attention(q, k, v, tree), (q, k, v))``
+    captures forward and backward as CUDA graphs and replays them with one launch each (measured in
+    ``benchmarks/hsa.py``, "graphed").
     """
     _check_score("hierarchical_attention", score)
     q, k, v, flat_hierarchy, restore = _flatten("hierarchical_attention", query, key, value, hierarchy)

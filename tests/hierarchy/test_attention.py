@@ -304,3 +304,26 @@ def test_cuda_matches_cpu(dtype: torch.dtype) -> None:
     for got, want in zip(grads, expected_grads, strict=True):
         scale = float(want.abs().max())
         torch.testing.assert_close(got.double().cpu() / scale, want / scale, rtol=tol, atol=tol)
+
+
+@pytest.mark.gpu
+def test_cuda_graph_capture_matches_eager() -> None:
+    """The DP has no host synchronisation, so PyTorch's CUDA-graph capture of it (forward and backward)
+    replays the eager results exactly; the benchmark's "graphed" rows rely on this."""
+    h = helpers.random_hierarchy(64, 7, max_children=9, domains=False)
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(64, 4, 16, generator=g).cuda().requires_grad_() for _ in range(3))
+
+    def dp(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return hierarchical_attention(q, k, v, h)
+
+    graphed = torch.cuda.make_graphed_callables(dp, (q, k, v))
+    weights = torch.randn(64, 4, 16, generator=g).cuda()
+    expected = dp(q, k, v)
+    expected_grads = torch.autograd.grad((expected * weights).sum(), [q, k, v])
+    for _ in range(2):  # replays reuse the static buffers: results must not drift between them
+        out = graphed(q, k, v)
+        grads = torch.autograd.grad((out * weights).sum(), [q, k, v])
+        torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+        for got, want in zip(grads, expected_grads, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
