@@ -34,6 +34,8 @@ class TrainerConfig:
         progress_bar: show a tqdm bar (it is also off whenever stderr is not a terminal).
         grad_clip: clip the global gradient norm to this value; ``None`` disables clipping.
         keep_last: keep only this many newest checkpoints; ``None`` keeps all.
+        time_limit_s: stop (validate and checkpoint) after the first step that ends this many seconds after
+            the training loop started; ``None``: no limit. Resume a stopped run with the same ``max_steps``.
     """
 
     max_steps: int = 1000
@@ -44,6 +46,7 @@ class TrainerConfig:
     progress_bar: bool = True
     grad_clip: float | None = None
     keep_last: int | None = None
+    time_limit_s: float | None = None
 
 
 @dataclass
@@ -57,6 +60,10 @@ class TrainConfig:
         data: ``_target_`` config of an object with ``train_batches(generator)``/``val_batches()``.
         optimizer: ``_target_`` config with ``_partial_: true``; called with the model's parameters.
         trainer: the loop settings.
+        runner: ``None`` (the :class:`~geoattn.train.Trainer` loop), or the ``_target_`` config of a job that
+            brings its own loop, called as ``runner(config, run_dir=...)`` with the resolved config and returning
+            a :class:`~geoattn.train.TrainResult` (knowledge-graph experiments:
+            :class:`geoattn.train.tasks.kg.KGPipeline`, PyKEEN's pipeline).
     """
 
     seed: int = 0
@@ -65,6 +72,7 @@ class TrainConfig:
     data: Any = MISSING
     optimizer: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    runner: Any = None
 
 
 def register_configs() -> None:

@@ -41,10 +41,16 @@ def train(cfg: DictConfig | Mapping[str, Any], *, run_dir: str | os.PathLike[str
     """Run the training job described by ``cfg`` (a :class:`~geoattn.train.config.TrainConfig`) in ``run_dir``.
 
     Seeds every global RNG with ``cfg.seed`` before instantiating ``data`` and then ``model``, so the
-    initial weights depend on the seed alone; continues from ``cfg.resume`` when set.
+    initial weights depend on the seed alone; continues from ``cfg.resume`` when set. With ``cfg.runner`` set,
+    the runner does the whole job instead (see :class:`~geoattn.train.config.TrainConfig`).
     """
     resolved = resolve_config(cfg)
     seed_everything(resolved["seed"])
+    if resolved["runner"] is not None:  # a job with its own loop (e.g. PyKEEN's pipeline)
+        result = instantiate(resolved["runner"])(resolved, run_dir=run_dir)
+        if not isinstance(result, TrainResult):
+            raise TypeError(f"runner: expected a TrainResult from the runner, got {type(result).__name__}")
+        return result
     data = check_data(instantiate(resolved["data"]))
     model = check_model(instantiate(resolved["model"]))
     optimizer = instantiate(resolved["optimizer"])

@@ -5,6 +5,14 @@ Per step ``s = 1 .. max_steps``: draw a batch, compute ``model.training_loss(bat
 saved), backpropagate, clip, step the optimizer; then, when ``s`` is a multiple of the respective interval
 (or the last step), log the mean loss, validate, and checkpoint -- in that order.
 
+With ``time_limit_s`` set, the loop also ends after the first step that finishes ``time_limit_s`` seconds or
+more after the loop started (after a resumed run has loaded its checkpoint and replayed its data stream); that
+step is treated as the last one (validated and checkpointed), and
+``run.json`` records ``status="time_limit"``, so a later run with the same ``max_steps`` resumes from it.
+
+A model may also implement ``training_metrics() -> Mapping[str, float]`` (optional): its values, accumulated
+by the model since the previous call, are added to each ``train`` row of ``metrics.jsonl``.
+
 Validation is RNG-neutral (it restores every generator afterwards), so where a run validates does not
 change its training trajectory; together with the checkpoint's RNG and data-stream state this makes a
 resumed run continue exactly as the uninterrupted one would.
@@ -179,6 +187,8 @@ class Trainer:
         progress_bar: show tqdm (only when stderr is a terminal). Default: ``True``.
         grad_clip: max global gradient norm, or ``None``. Default: ``None``.
         keep_last: number of newest checkpoints to keep, or ``None`` for all. Default: ``None``.
+        time_limit_s: wall-clock budget in seconds of one :meth:`fit` call (see the module docstring), or
+            ``None``. Default: ``None``.
         seed: seeds the data generator (global RNGs are the caller's job: seed before building the model).
             Default: ``0``.
         config: the resolved run config as plain containers, written to ``config.yaml`` and into every
@@ -200,6 +210,7 @@ class Trainer:
         progress_bar: bool = True,
         grad_clip: float | None = None,
         keep_last: int | None = None,
+        time_limit_s: float | None = None,
         seed: int = 0,
         config: Mapping[str, Any] | None = None,
     ) -> None:
@@ -209,6 +220,7 @@ class Trainer:
             _positive(name, value)
         _positive("grad_clip", grad_clip, optional=True)
         _positive("keep_last", keep_last, optional=True)
+        _positive("time_limit_s", time_limit_s, optional=True)
         if not callable(optimizer):
             raise TypeError(
                 f"optimizer: expected a callable params -> Optimizer, got {type(optimizer).__name__}"
@@ -225,10 +237,12 @@ class Trainer:
         self.progress_bar = progress_bar
         self.grad_clip = grad_clip
         self.keep_last = keep_last
+        self.time_limit_s = time_limit_s
         self.seed = seed
         self.config: dict[str, Any] = dict(config) if config is not None else {}
         self.step = 0
         self.last_checkpoint: Path | None = None
+        self.stopped_by_time_limit = False
 
     def fit(self, *, resume: str | os.PathLike[str] | None = None) -> TrainResult:
         """Train up to ``max_steps``, continuing from ``resume`` (a checkpoint file or run folder) if given.
@@ -263,6 +277,7 @@ class Trainer:
         self.run.write_info(
             run_info(seed=self.seed, device=str(self.device), resumed_from=resumed_from, start_step=self.step)
         )
+        self.stopped_by_time_limit = False
         try:
             metrics = self._loop(optimizer, stream)
         except BaseException as e:
@@ -270,7 +285,8 @@ class Trainer:
                 status="failed", error=f"{type(e).__name__}: {e}", end_step=self.step, end_time=utc_now()
             )
             raise
-        self.run.update_info(status="completed", end_step=self.step, end_time=utc_now())
+        status = "time_limit" if self.stopped_by_time_limit else "completed"
+        self.run.update_info(status=status, end_step=self.step, end_time=utc_now())
         return TrainResult(self.run.path, self.step, self.last_checkpoint, metrics)
 
     def _loop(self, optimizer: torch.optim.Optimizer, stream: _BatchStream) -> dict[str, float]:
@@ -298,14 +314,21 @@ class Trainer:
                     losses.clear()
                     bar.set_postfix(loss=f"{mean:.4g}")
                     lr = float(optimizer.param_groups[0]["lr"])
-                    self._row("train", {"loss": mean, "lr": lr}, start)
-                last = self.step == self.max_steps
+                    self._row("train", {"loss": mean, "lr": lr, **self._training_metrics()}, start)
+                if self.time_limit_s is not None and time.perf_counter() - start >= self.time_limit_s:
+                    self.stopped_by_time_limit = self.step < self.max_steps
+                    log.warning(
+                        "time limit of %gs reached at step %d: stopping", self.time_limit_s, self.step
+                    )
+                last = self.step == self.max_steps or self.stopped_by_time_limit
                 if last or self.step % self.val_every == 0:
                     metrics = self.validate()
                     self._row("val", metrics, start)
                     log.info("step %d: %s", self.step, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
                 if last or self.step % self.ckpt_every == 0:
                     self._save(optimizer, stream)
+                if last:
+                    break
         finally:
             bar.close()
         return metrics
@@ -331,6 +354,10 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         optimizer.step()
         return value
+
+    def _training_metrics(self) -> dict[str, float]:
+        hook = getattr(self.model, "training_metrics", None)
+        return {key: float(value) for key, value in hook().items()} if callable(hook) else {}
 
     def validate(self) -> dict[str, float]:
         """Mean of ``model.validation_metrics`` over ``data.val_batches()``; leaves every RNG untouched."""

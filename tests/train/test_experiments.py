@@ -71,7 +71,8 @@ def test_experiments_select_their_geometry(name: str, sign: float, compose_train
 
 def test_default_config_composes_without_an_experiment(compose_train: Compose) -> None:
     resolved = resolve_config(compose_train(tiny=False))
-    assert set(resolved) == {"seed", "resume", "model", "data", "optimizer", "trainer"}
+    assert set(resolved) == {"seed", "resume", "model", "data", "optimizer", "trainer", "runner"}
+    assert resolved["runner"] is None
     assert resolved["optimizer"]["_partial_"] is True
     assert resolved["model"]["num_nodes"] == resolved["data"]["num_nodes"]  # the interpolation resolved
 
