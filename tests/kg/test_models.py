@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from pykeen.datasets.base import Dataset
@@ -21,17 +19,7 @@ from geoattn.kg import (
     RefHInteraction,
     RotH,
     RotHInteraction,
-    local_kg_dataset,
 )
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kg"
-
-
-@pytest.fixture(scope="module")
-def tiny() -> Dataset:
-    if not (DATA / "FB15k-237" / "train.txt").is_file():
-        pytest.skip(f"FB15k-237 not found under {DATA}")
-    return local_kg_dataset("FB15k-237", DATA, tiny=True)
 
 
 def test_registered_by_name() -> None:

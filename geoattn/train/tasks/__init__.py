@@ -4,6 +4,8 @@
 - :mod:`~geoattn.train.tasks.tree_embedding`: embed a tree in a κ-stereographic space with learnable curvature.
 - :mod:`~geoattn.train.tasks.node_classification`: full-batch node classification with a graph-attention
   layer chosen by name (one geometry, CAT, or GAT).
+- :mod:`~geoattn.train.tasks.kg`: knowledge-graph completion through PyKEEN's pipeline (the ``runner`` of the
+  ``experiment=kg/...`` configs; imported by Hydra on use, not here, so PyKEEN loads only for KG jobs).
 """
 
 from .node_classification import (

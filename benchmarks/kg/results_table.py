@@ -1,0 +1,227 @@
+"""Knowledge-graph completion results table: CAT, its single-geometry ablations, AttH, RotH, MuRE and RotatE.
+
+Each row is one ``geoattn-train`` experiment (``configs/experiment/kg/<dataset>_<model>.yaml``), run here
+through :func:`geoattn.train.train` exactly as ``geoattn-train experiment=kg/<dataset>_<model> seed=<s>``
+would, so one table row = one command. Protocol (the same for every row, from ``configs/runner/kg_pipeline.yaml``):
+PyKEEN's pipeline, 1-N training with inverse triples, softmax cross-entropy with label smoothing 0.1, early
+stopping on validation MRR, filtered rank-based evaluation (PyKEEN's realistic ranks, both head and tail
+prediction) on the test split; validation metrics are recorded next to them for model selection.
+
+Reported per dataset and model: filtered MRR and Hits@1/3/10 on test (mean +- sample std over the seeds), the
+validation MRR, the training time, the parameter count, the epochs trained and the seeds. PyKEEN indexes entities
+from the training split and drops valid/test triples with an entity unseen in training; the table states how many
+test triples that removed (published tables such as Chami et al. 2020 keep and rank them, so their MRR is on
+slightly different test sets).
+
+Every finished run is appended to ``<out-dir>/runs.jsonl`` at once and skipped on a restart; an interrupted run
+continues from its PyKEEN checkpoint (``<out-dir>/runs/<experiment>_seed<s>/checkpoints``). The table goes to
+stdout and to ``<out-dir>/kg_results.md``.
+
+GPU (the numbers to record; not yet measured)::
+
+    python benchmarks/kg/results_table.py --device cuda --seeds 0,1,2 --data-root ../shared/data/kg
+    python benchmarks/kg/results_table.py --device cuda --models cat_dot,cat_d256,roth_riemannian,atth_riemannian
+
+Smoke test (any machine; tiny slices, tiny models, 1 epoch on the CPU; numbers are meaningless)::
+
+    python benchmarks/kg/results_table.py --smoke --out-dir /tmp/kg
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
+from _common import markdown_table, write_report
+
+REPO = Path(__file__).resolve().parents[2]
+DATASETS = {"wn18rr": "WN18RR", "fb15k237": "FB15k-237"}
+MODELS = {
+    "cat": "CAT",
+    "cat_euclidean": "CAT, Euclidean only",
+    "cat_hyperbolic": "CAT, hyperbolic only",
+    "cat_spherical": "CAT, spherical only",
+    "atth": "AttH",
+    "roth": "RotH",
+    "mure": "MuRE (PyKEEN)",
+    "rotate": "RotatE (PyKEEN)",
+}
+# Further rows (pass them with --models): the scoring alternative, the high-dimension setting, and entities on the
+# ball trained with RiemannianAdam against the tangent-space parametrisation.
+EXTRA_MODELS = {
+    "cat_dot": "CAT, dot-product score",
+    "cat_d256": "CAT, d=256",
+    "roth_riemannian": "RotH, on the ball + RiemannianAdam",
+    "atth_riemannian": "AttH, on the ball + RiemannianAdam",
+}
+METRICS = ("mrr", "hits_at_1", "hits_at_3", "hits_at_10")
+# tiny slices and models for --smoke (WN18RR is sparse: its 100 densest entities leave no test triple)
+SMOKE = ["data.tiny=true", "data.num_entities=500", "data.num_triples=600", "runner.device=cpu"]
+SMOKE_RUNNER = ["runner.num_epochs=1", "runner.batch_size=128", "runner.checkpoint_frequency=0"]
+SMOKE_CAT = ["model.interaction_kwargs.num_layers=1", "model.interaction_kwargs.num_heads=2"]
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma list of %(default)s")
+    parser.add_argument(
+        "--models",
+        default=",".join(MODELS),
+        help="comma list of experiment suffixes (any configs/experiment/kg/<dataset>_<model>.yaml, e.g. "
+        f"{','.join(EXTRA_MODELS)}); default %(default)s",
+    )
+    parser.add_argument("--seeds", default="0", help="comma list of seeds (default %(default)s)")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="override runner.num_epochs (default: config)"
+    )
+    parser.add_argument(
+        "--data-root",
+        default=str(REPO.parent / "shared" / "data" / "kg"),
+        help="folder of <WN18RR|FB15k-237>/{train,valid,test}.txt (default %(default)s)",
+    )
+    parser.add_argument(
+        "--device", default="auto", help="runner.device: auto | cpu | cuda (default %(default)s)"
+    )
+    parser.add_argument(
+        "--override", action="append", default=[], help="extra Hydra override for every run (repeatable)"
+    )
+    parser.add_argument("--out-dir", default=str(REPO / "benchmarks" / "results" / "kg"))
+    parser.add_argument("--smoke", action="store_true", help="tiny slices and models, 1 epoch, CPU")
+    args = parser.parse_args(argv)
+    args.datasets = [d for d in args.datasets.split(",") if d]
+    args.models = [m for m in args.models.split(",") if m]
+    args.seeds = [int(s) for s in args.seeds.split(",") if s]
+    unknown = [d for d in args.datasets if d not in DATASETS]
+    if unknown:
+        parser.error(f"--datasets: unknown {unknown}; accepted: {sorted(DATASETS)}")
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be >= 1, got {args.epochs}")
+    return args
+
+
+def _overrides(experiment: str, seed: int, args: argparse.Namespace, is_cat: bool) -> list[str]:
+    out = [f"experiment=kg/{experiment}", f"seed={seed}", f"data.root={args.data_root}"]
+    out.append(f"runner.device={args.device}")
+    if args.smoke:
+        out += SMOKE + SMOKE_RUNNER + ["model.embedding_dim=8"] + (SMOKE_CAT if is_cat else [])
+    if args.epochs is not None:
+        out.append(f"runner.num_epochs={args.epochs}")
+    return out + list(args.override)
+
+
+def run_one(experiment: str, seed: int, overrides: list[str], out_dir: Path) -> dict[str, Any]:
+    """Train ``experiment=kg/<experiment>`` with ``overrides`` (Hydra), return its run.json fields."""
+    from hydra import compose, initialize_config_module
+
+    from geoattn.train import train
+
+    with initialize_config_module(config_module="geoattn.configs", version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    run_dir = out_dir / "runs" / f"{experiment}_seed{seed}"
+    train(cfg, run_dir=run_dir)
+    info = json.loads((run_dir / "run.json").read_text())
+    return {
+        "experiment": experiment,
+        "seed": seed,
+        "overrides": overrides,
+        **{key: info[key] for key in ("validation", "test", "train_seconds", "num_parameters", "num_epochs")},
+        "dropped_test_triples": info["dropped_test_triples"],
+        "git_sha": info["git_sha"],
+        "device": info["device"],
+    }
+
+
+def _mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def table(runs: list[dict[str, Any]], datasets: list[str], models: list[str]) -> str:
+    """One markdown table per dataset; rows in the order of ``models``."""
+    headers = [
+        "model",
+        "MRR",
+        "Hits@1",
+        "Hits@3",
+        "Hits@10",
+        "val MRR",
+        "train s",
+        "params",
+        "epochs",
+        "seeds",
+    ]
+    parts = []
+    for dataset in datasets:
+        rows = []
+        dropped: set[int | None] = set()
+        for model in models:
+            mine = [r for r in runs if r["experiment"] == f"{dataset}_{model}"]
+            if not mine:
+                continue
+            dropped |= {r["dropped_test_triples"] for r in mine}
+            rows.append(
+                [
+                    {**MODELS, **EXTRA_MODELS}.get(model, model),
+                    *(_mean_std([r["test"][m] for r in mine]) for m in METRICS),
+                    _mean_std([r["validation"].get("mrr", math.nan) for r in mine]),
+                    f"{statistics.mean(r['train_seconds'] for r in mine):.0f}",
+                    f"{mine[0]['num_parameters']:,}",
+                    "/".join(str(r["num_epochs"]) for r in mine),
+                    ",".join(str(r["seed"]) for r in mine),
+                ]
+            )
+        counts = ", ".join("n/a (tiny slice)" if d is None else str(d) for d in sorted(dropped, key=str))
+        parts += [
+            f"### {DATASETS[dataset]} (filtered, test split)",
+            "",
+            markdown_table(headers, rows),
+            "",
+            f"Test triples PyKEEN dropped (an entity unseen in training): {counts}.",
+            "",
+        ]
+    return "\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parse(argv)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = out_dir / "runs.jsonl"
+    runs = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    for dataset in args.datasets:
+        for model in args.models:
+            experiment = f"{dataset}_{model}"
+            for seed in args.seeds:
+                overrides = _overrides(experiment, seed, args, is_cat=model.startswith("cat"))
+                if any(
+                    r["experiment"] == experiment and r["seed"] == seed and r["overrides"] == overrides
+                    for r in runs
+                ):
+                    print(f"skip {experiment} seed {seed}: in {log}", flush=True)
+                    continue
+                row = run_one(experiment, seed, overrides, out_dir)
+                print(f"{experiment} seed {seed}: test MRR {row['test']['mrr']:.4f}", flush=True)
+                with log.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(row) + "\n")
+                runs.append(row)
+    selected = [r for r in runs if r["seed"] in args.seeds]
+    body = table(selected, args.datasets, args.models)
+    config = {k: v for k, v in vars(args).items() if k != "out_dir"}
+    text = write_report(
+        out_dir / "kg_results.md", "Knowledge-graph completion", body, seed=args.seeds[0], config=config
+    )
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Hydra config group `experiment`, knowledge-graph completion (`experiment=kg/<name>`)."""

@@ -1,0 +1,281 @@
+"""Knowledge-graph completion with PyKEEN's own pipeline, run from a ``geoattn-train`` config.
+
+A KG experiment (``configs/experiment/kg/``) fills four nodes, and :func:`geoattn.train.train` hands the job to
+the ``runner`` (:class:`KGPipeline`) instead of geoattn's loop, because training, negative sampling, losses,
+early stopping and filtered rank-based evaluation are PyKEEN's:
+
+- ``model`` (``configs/model/kg.yaml``): ``name`` (a PyKEEN model name; after ``import geoattn.kg`` also ``CAT``,
+  ``RotH``, ``AttH``, ``MuRP``, ``RefH``) and the model's keyword arguments;
+- ``data`` (``configs/data/kg.yaml``): ``name`` (``WN18RR`` or ``FB15k-237``) and ``root``: ``null`` uses
+  PyKEEN's dataset class (downloaded on first use); a folder holding ``<name>/{train,valid,test}.txt`` reads
+  local files (:func:`geoattn.kg.local_kg_dataset`; ``GEOATTN_KG_DATA`` sets it, e.g. ``../shared/data/kg``);
+  ``tiny: true`` takes a small slice for smoke runs;
+- ``optimizer``: a ``_target_`` optimizer config (``configs/optimizer/``), given to PyKEEN as class and kwargs
+  (``optimizer=riemannian_adam`` for ``model.entity_storage=manifold``);
+- ``runner`` (``configs/runner/kg_pipeline.yaml``): the loop settings of :class:`KGPipeline` (the ``trainer``
+  node, geoattn's loop settings, is not used by KG jobs).
+
+The run folder gets ``config.yaml``, ``run.json`` (git SHA, versions, seed; at the end the filtered validation
+and test metrics, training time, parameter count and the number of test triples dropped for entities unseen in
+training), ``metrics.jsonl`` (the loss per epoch) and PyKEEN's checkpoint ``checkpoints/pykeen.pt``. Resuming:
+``resume=<earlier run folder>`` continues from that folder's checkpoint (PyKEEN restores model, optimiser,
+stopper and RNG state). PyKEEN writes and reads its checkpoints itself with ``torch.load(weights_only=False)``:
+they are trusted local files of your own runs, never files from elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import get_class
+
+from ..metadata import run_info, utc_now
+from ..run_dir import RunDir
+from ..trainer import TrainResult
+
+__all__ = ["CHECKPOINT_NAME", "KGPipeline", "KGResult", "dropped_test_triples", "load_kg_dataset"]
+
+#: File name of PyKEEN's training checkpoint under ``<run dir>/checkpoints``.
+CHECKPOINT_NAME = "pykeen.pt"
+# PyKEEN's rank-based metric names -> the names in run.json
+_METRICS = {
+    "mrr": "both.realistic.inverse_harmonic_mean_rank",
+    "hits_at_1": "both.realistic.hits_at_1",
+    "hits_at_3": "both.realistic.hits_at_3",
+    "hits_at_10": "both.realistic.hits_at_10",
+}
+
+
+def load_kg_dataset(data: Mapping[str, Any], *, create_inverse_triples: bool) -> Any:
+    """The PyKEEN dataset of a ``data`` node: PyKEEN's class by name when ``root`` is ``None``, else local files.
+
+    Keys: ``name``, ``root`` (``None`` or a folder), ``tiny``, ``num_entities``, ``num_triples``, ``slice_seed``
+    (the last three for ``tiny`` only, which needs ``root``).
+    """
+    from pykeen.datasets import get_dataset
+
+    from geoattn.kg import local_kg_dataset
+
+    name, root = data["name"], data.get("root")
+    if root is None:
+        if data.get("tiny"):
+            raise ValueError(f"data.tiny=true needs data.root (a folder of local files), got root={root!r}")
+        return get_dataset(dataset=name, dataset_kwargs=dict(create_inverse_triples=create_inverse_triples))
+    return local_kg_dataset(
+        name,
+        root,
+        tiny=bool(data.get("tiny", False)),
+        num_entities=int(data.get("num_entities", 100)),
+        num_triples=int(data.get("num_triples", 500)),
+        seed=int(data.get("slice_seed", 0)),
+        create_inverse_triples=create_inverse_triples,
+    )
+
+
+def dropped_test_triples(data: Mapping[str, Any], dataset: Any) -> int | None:
+    """Test triples of ``<root>/<name>/test.txt`` that the dataset dropped because an entity is unseen in
+    training (PyKEEN's protocol); ``None`` for PyKEEN's downloaded datasets and for tiny slices."""
+    from geoattn.kg.datasets import LOCAL_KG_DATASETS
+
+    if data.get("root") is None or data.get("tiny"):
+        return None
+    folder = LOCAL_KG_DATASETS[str(data["name"]).lower().replace("-", "").replace("_", "")]
+    path = Path(data["root"]) / folder / "test.txt"
+    with path.open(encoding="utf-8") as f:
+        lines = sum(1 for line in f if line.strip())
+    return lines - int(dataset.testing.num_triples)
+
+
+@dataclass
+class KGResult:
+    """What one KG run measured (also written to ``run.json``)."""
+
+    validation: dict[str, float]
+    test: dict[str, float]
+    train_seconds: float
+    num_parameters: int
+    num_epochs: int
+    losses: list[float]
+    dropped_test_triples: int | None
+
+
+class KGPipeline:
+    """Runs PyKEEN's ``pipeline`` for the ``model``/``data``/``optimizer`` nodes of a resolved config.
+
+    Args:
+        training_loop: PyKEEN training loop name (``"lcwa"``: 1-N; ``"fastlcwa"``: geoattn's 1-N loop with labels
+            on the device; ``"slcwa"``: negative sampling). Default ``"lcwa"``.
+        num_epochs: epochs (a resumed run continues up to this many). Default ``100``.
+        batch_size: training batch size. Default ``1024``.
+        label_smoothing: label smoothing of the 1-N loops. Default ``0.1``.
+        loss: PyKEEN loss name. Default ``"crossentropy"``.
+        loss_kwargs: its keyword arguments. Default ``None``.
+        create_inverse_triples: train with inverse relations (head prediction = tail prediction of the inverse).
+            Default ``True``.
+        stopper: ``None`` or ``"early"`` (PyKEEN's early stopping on the validation split). Default ``None``.
+        stopper_kwargs: e.g. ``{frequency: 10, patience: 3}``. Default ``None``.
+        evaluation_batch_size: ``None`` lets PyKEEN pick. Default ``None``.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` ... Default ``"auto"``.
+        checkpoint_frequency: minutes between PyKEEN checkpoints (``0``: every epoch). Default ``10``.
+        evaluate_validation: also evaluate the final model on the validation split. Default ``True``.
+        use_tqdm: progress bars. Default ``False``.
+    """
+
+    def __init__(
+        self,
+        *,
+        training_loop: str = "lcwa",
+        num_epochs: int = 100,
+        batch_size: int = 1024,
+        label_smoothing: float = 0.1,
+        loss: str = "crossentropy",
+        loss_kwargs: Mapping[str, Any] | None = None,
+        create_inverse_triples: bool = True,
+        stopper: str | None = None,
+        stopper_kwargs: Mapping[str, Any] | None = None,
+        evaluation_batch_size: int | None = None,
+        device: str = "auto",
+        checkpoint_frequency: int = 10,
+        evaluate_validation: bool = True,
+        use_tqdm: bool = False,
+    ) -> None:
+        for arg, value in (("num_epochs", num_epochs), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"runner.{arg} must be a positive int, got {value!r}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"runner.label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        self.training_loop = training_loop
+        self.num_epochs = num_epochs
+        self.batch_size = batch_size
+        self.label_smoothing = float(label_smoothing)
+        self.loss = loss
+        self.loss_kwargs = dict(loss_kwargs or {})
+        self.create_inverse_triples = create_inverse_triples
+        self.stopper = stopper
+        self.stopper_kwargs = dict(stopper_kwargs or {})
+        self.evaluation_batch_size = evaluation_batch_size
+        self.device = device
+        self.checkpoint_frequency = checkpoint_frequency
+        self.evaluate_validation = evaluate_validation
+        self.use_tqdm = use_tqdm
+
+    def run(
+        self,
+        *,
+        model: Mapping[str, Any],
+        data: Mapping[str, Any],
+        optimizer: Mapping[str, Any],
+        seed: int,
+        checkpoint_directory: Path,
+    ) -> KGResult:
+        """Train and evaluate; PyKEEN's checkpoint in ``checkpoint_directory`` is continued when present."""
+        from pykeen.evaluation import RankBasedEvaluator
+        from pykeen.pipeline import pipeline
+
+        import geoattn.kg  # noqa: F401  (registers geoattn's models and geoopt's optimisers with PyKEEN)
+
+        model_kwargs = dict(model)
+        model_name = model_kwargs.pop("name")
+        optimizer_kwargs = {k: v for k, v in optimizer.items() if k not in ("_target_", "_partial_")}
+        dataset = load_kg_dataset(data, create_inverse_triples=self.create_inverse_triples)
+        device = None if self.device == "auto" else self.device
+        training_kwargs: dict[str, Any] = dict(
+            num_epochs=self.num_epochs,
+            batch_size=self.batch_size,
+            use_tqdm=self.use_tqdm,
+            checkpoint_directory=checkpoint_directory,
+            checkpoint_name=CHECKPOINT_NAME,
+            checkpoint_frequency=self.checkpoint_frequency,
+        )
+        if self.training_loop != "slcwa":
+            training_kwargs["label_smoothing"] = self.label_smoothing
+        stopper_kwargs = dict(self.stopper_kwargs)
+        if self.stopper == "early":  # keep the best-epoch weights in the run folder, not in ~/.data/pykeen
+            stopper_kwargs.setdefault("best_model_path", checkpoint_directory / "best-model.pt")
+        evaluation_kwargs: dict[str, Any] = dict(
+            use_tqdm=self.use_tqdm, batch_size=self.evaluation_batch_size
+        )
+        result = pipeline(
+            dataset=dataset,
+            model=model_name,
+            model_kwargs=model_kwargs,
+            optimizer=get_class(optimizer["_target_"]),
+            optimizer_kwargs=optimizer_kwargs,
+            loss=self.loss,
+            loss_kwargs=self.loss_kwargs,
+            training_loop=self.training_loop,
+            training_kwargs=training_kwargs,
+            stopper=self.stopper,
+            stopper_kwargs=stopper_kwargs,
+            evaluator=RankBasedEvaluator,
+            evaluation_kwargs=evaluation_kwargs,
+            random_seed=seed,
+            device=device,
+        )
+        test = {key: float(result.metric_results.get_metric(name)) for key, name in _METRICS.items()}
+        validation: dict[str, float] = {}
+        if self.evaluate_validation and dataset.validation is not None:
+            known = [dataset.training.mapped_triples, dataset.testing.mapped_triples]
+            metrics = RankBasedEvaluator().evaluate(
+                result.model,
+                dataset.validation.mapped_triples,
+                additional_filter_triples=known,
+                use_tqdm=self.use_tqdm,
+                batch_size=self.evaluation_batch_size,
+            )
+            validation = {key: float(metrics.get_metric(name)) for key, name in _METRICS.items()}
+        return KGResult(
+            validation=validation,
+            test=test,
+            train_seconds=float(result.train_seconds),
+            num_parameters=int(result.model.num_parameters),
+            num_epochs=len(result.losses),
+            losses=[float(loss) for loss in result.losses],
+            dropped_test_triples=dropped_test_triples(data, dataset),
+        )
+
+    def __call__(self, config: Mapping[str, Any], *, run_dir: str | os.PathLike[str]) -> TrainResult:
+        """Run the job of a resolved ``geoattn-train`` config in ``run_dir`` (see the module docstring)."""
+        from omegaconf import OmegaConf
+
+        run = RunDir(run_dir)
+        resume = config.get("resume")
+        checkpoints = (Path(resume) if resume else run.path) / "checkpoints"
+        if resume and not (checkpoints / CHECKPOINT_NAME).is_file():
+            raise FileNotFoundError(
+                f"resume={resume!r}: no PyKEEN checkpoint {checkpoints / CHECKPOINT_NAME}"
+            )
+        run.write_config(OmegaConf.to_yaml(OmegaConf.create(dict(config))))
+        device = self.device
+        run.write_info(run_info(seed=config["seed"], device=device, resumed_from=resume, start_step=0))
+        start = time.perf_counter()
+        try:
+            result = self.run(
+                model=config["model"],
+                data=config["data"],
+                optimizer=config["optimizer"],
+                seed=config["seed"],
+                checkpoint_directory=checkpoints,
+            )
+        except BaseException as e:
+            run.update_info(status="failed", error=f"{type(e).__name__}: {e}", end_time=utc_now())
+            raise
+        for epoch, loss in enumerate(result.losses, start=1):
+            run.append_metrics({"epoch": epoch, "loss": loss})
+        measured = {
+            key: value for key, value in asdict(result).items() if key != "losses"
+        }  # in metrics.jsonl
+        run.update_info(
+            status="finished", end_time=utc_now(), wall_seconds=time.perf_counter() - start, **measured
+        )
+        return TrainResult(
+            run_dir=run.path,
+            step=result.num_epochs,
+            last_checkpoint=checkpoints / CHECKPOINT_NAME,
+            val_metrics=result.validation,
+        )

@@ -1,0 +1,51 @@
+"""``benchmarks/kg/epoch_speed.py --smoke``: runs every loop, records each run as it finishes, the two loops reach the
+same test MRR after the same epochs (same seed, same batches), a rerun resumes, another configuration is refused."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "kg" / "epoch_speed.py"
+DATA = ROOT.parent / "shared" / "data" / "kg"
+
+
+def _load() -> ModuleType:
+    # in-process (the subprocess start-up would dominate this test): load the script as a module
+    spec = importlib.util.spec_from_file_location("kg_epoch_speed", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_epoch_speed_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if not (DATA / "WN18RR" / "train.txt").is_file():
+        pytest.skip(f"WN18RR not found under {DATA}")
+    bench = _load()
+    args = ["--smoke", "--models", "MuRE", "--data-root", str(DATA), "--out-dir", str(tmp_path)]
+    assert bench.main(args) == 0
+    runs = [json.loads(line) for line in (tmp_path / "kg_epoch_speed_runs.jsonl").read_text().splitlines()]
+    loops = {(r["loop"], r["epochs"]): r for r in runs}
+    assert set(loops) == {("pykeen", 1), ("ours", 1), ("ours", 3), ("batch-breakdown", 0)}
+    batch = loops["batch-breakdown", 0]
+    assert batch["rows"] == 64 and batch["step_ms"] > 0 and batch["generic_ms"] > 0 and batch["loss_ms"] > 0
+    trained = [r for r in runs if r["epochs"]]
+    assert all(len(r["epoch_seconds"]) == r["epochs"] and r["seconds_per_epoch"] > 0 for r in trained)
+    assert abs(loops["ours", 1]["mrr"] - loops["pykeen", 1]["mrr"]) < 1e-3
+    report = (tmp_path / "kg_epoch_speed.md").read_text()
+    assert "## kg_epoch_speed" in report and "| wn18rr  | MuRE" in report
+    assert "MRR PyKEEN @1" in report and "loss share" in report
+
+    capsys.readouterr()
+    assert bench.main(args) == 0  # resumes: nothing left to run
+    assert "s in all" not in capsys.readouterr().out
+    assert len((tmp_path / "kg_epoch_speed_runs.jsonl").read_text().splitlines()) == len(runs)
+
+    with pytest.raises(SystemExit, match="another configuration"):
+        bench.main([*args, "--lr", "0.5"])
