@@ -1,4 +1,4 @@
-"""The ``geoattn`` command: ``geoattn --version`` and ``geoattn info``.
+"""The ``geoattn`` command: ``geoattn --version``, ``geoattn info`` and ``geoattn solve-tsp`` (:mod:`geoattn.cli_tsp`).
 
 Small commands stay plain argparse; training jobs go through the single Hydra entry point ``geoattn-train``.
 """
@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from geoattn import __version__
+from geoattn.cli_tsp import add_parser as add_solve_tsp_parser
 
 __all__ = ["build_parser", "main"]
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         "info", help="print package versions, CUDA availability and the backend each kernel uses"
     )
     info.set_defaults(handler=_info)
+    add_solve_tsp_parser(commands)
     return parser
 
 

@@ -1,0 +1,94 @@
+"""``benchmarks/tsp/*.py --smoke``: run on the CPU, write their rows and reports, and resume from the cache."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TSPLIB = ROOT.parent / "shared" / "data" / "tsplib"
+
+
+def _run(script: str, out: Path, *extra: str) -> str:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "tsp" / script),
+            "--smoke",
+            "--workers",
+            "1",
+            *extra,
+            "--out-dir",
+            str(out),
+            "--cache",
+            str(out / "cache"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_random_uniform_smoke_resumes(tmp_path: Path) -> None:
+    pytest.importorskip("elkai")
+    out = _run("random_uniform.py", tmp_path)
+    rows = [
+        json.loads(line) for line in (tmp_path / "tsp_random_uniform_runs.jsonl").read_text().splitlines()
+    ]
+    methods = [
+        "LKH-3 (elkai)",
+        "greedy",
+        "multistart",
+        "multistart+aug",
+        "+2-opt",
+        "+2-opt+Or-opt",
+        "Christofides (networkx)",
+    ]
+    assert [(r["n"], r["method"]) for r in rows] == [(n, m) for n in (10, 20) for m in methods]
+    by = {(r["n"], r["method"]): r for r in rows}
+    for n in (10, 20):
+        assert by[(n, "LKH-3 (elkai)")]["mean_gap_percent"] == 0.0
+        assert by[(n, "+2-opt")]["mean_length"] <= by[(n, "multistart+aug")]["mean_length"]
+        assert by[(n, "+2-opt+Or-opt")]["mean_length"] <= by[(n, "+2-opt")]["mean_length"] + 1e-12
+        assert by[(n, "multistart+aug")]["mean_length"] <= by[(n, "multistart")]["mean_length"] + 1e-12
+        # LKH is optimal at n <= 20 (up to its integer rounding of the distances, ~1e-7 relative)
+        assert all(by[(n, m)]["mean_gap_percent"] >= -1e-3 for m in methods)
+    report = (tmp_path / "tsp_random_uniform.md").read_text()
+    for text in (
+        "| 20 | +2-opt ",
+        "gap to LKH-3 %",
+        "Concorde (optimal), mean length 3.83",
+        "Kool et al., ICLR 2019",
+        "- git:",
+        "- command:",
+    ):
+        assert text in report, text
+    assert "chunks cached, computing 1" in out
+    again = _run("random_uniform.py", tmp_path)
+    assert "chunks cached" not in again  # every row is in the runs file: nothing is recomputed
+    (tmp_path / "tsp_random_uniform_runs.jsonl").write_text("")  # the rows lost, the reference cache kept
+    again = _run("random_uniform.py", tmp_path)
+    assert "1/1 chunks cached, computing 0" in again and "computing 1" not in again
+    assert len((tmp_path / "tsp_random_uniform_runs.jsonl").read_text().splitlines()) == len(rows)
+
+
+def test_tsplib_sample_smoke(tmp_path: Path) -> None:
+    pytest.importorskip("elkai")
+    if not (TSPLIB / "optimal.csv").is_file():
+        pytest.skip(f"{TSPLIB} not found")
+    _run("tsplib_sample.py", tmp_path, "--data", str(TSPLIB))
+    report = (tmp_path / "tsp_tsplib_sample.md").read_text()
+    lines = [line for line in report.splitlines() if line.startswith(("| burma14", "| att48", "| eil51"))]
+    assert len(lines) == 3
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    assert [c[2] for c in cells] == ["GEO", "ATT", "EUC_2D"]
+    assert all(c[-2].startswith("0.00% /") for c in cells)  # LKH-3 reaches these optima
+    assert all(float(c[-3].split("%")[0]) >= 0 for c in cells)  # ours, default pipeline
+    assert "Goals, `default (cpu)`" in report and "- n <= 200: mean gap" in report
