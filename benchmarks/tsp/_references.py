@@ -64,7 +64,13 @@ def _tour(method: str, dist: npt.NDArray[np.generic], lkh_runs: int) -> npt.NDAr
     import networkx as nx
     from networkx.algorithms.approximation import christofides
 
-    cycle = christofides(nx.from_numpy_array(dist), weight="weight")  # closed: first city repeated at the end
+    # Every pair as an edge: nx.from_numpy_array drops zero entries, so duplicate cities (a280) would leave
+    # the graph incomplete, which christofides rejects.
+    n = dist.shape[0]
+    rows, cols = np.triu_indices(n, k=1)
+    graph = nx.Graph()
+    graph.add_weighted_edges_from(zip(rows.tolist(), cols.tolist(), dist[rows, cols].tolist(), strict=True))
+    cycle = christofides(graph, weight="weight")  # closed: first city repeated at the end
     return np.asarray(cycle[:-1], dtype=np.int64)
 
 

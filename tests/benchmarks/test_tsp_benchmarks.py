@@ -92,3 +92,19 @@ def test_tsplib_sample_smoke(tmp_path: Path) -> None:
     assert all(c[-2].startswith("0.00% /") for c in cells)  # LKH-3 reaches these optima
     assert all(float(c[-3].split("%")[0]) >= 0 for c in cells)  # ours, default pipeline
     assert "Goals, `default (cpu)`" in report and "- n <= 200: mean gap" in report
+
+
+def test_christofides_reference_accepts_duplicate_cities(tmp_path: Path) -> None:
+    """Zero distances (duplicate cities, as in a280) must stay edges of the complete graph."""
+    sys.path.insert(0, str(ROOT / "benchmarks" / "tsp"))
+    try:
+        from _references import reference_tours
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks" / "tsp"))
+    import numpy as np
+
+    points = np.array([[[0.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]])
+    tours, seconds = reference_tours(
+        "christofides", points, kind=None, cache=tmp_path, prefix="dup", workers=1, log=lambda _: None
+    )
+    assert sorted(tours[0].tolist()) == [0, 1, 2, 3, 4] and seconds.shape == (1,)
