@@ -1,14 +1,13 @@
-r"""Attention on the κ-stereographic manifold: the public op and its torch reference (no Triton kernel yet).
+r"""Attention on the κ-stereographic manifold: the public op, its torch reference and a fused Triton kernel.
 
 .. math::
     s_{ij} = -\beta_h\, d_{\kappa_h}(q_i, k_j)^2 - \gamma_h \ \text{(or a tangent dot product)},\qquad
     o_i = \operatorname{midpoint}_{\kappa_h}\bigl(\{v_j\}, \operatorname{softmax}_j(s_{ij})\bigr)
     \ \text{(or a tangent mean)}.
 
-See :mod:`geoattn.kernels.manifold_attention.reference` for the full specification. The op lives in a
-kernel folder so that a fused Triton kernel (a ``kernel.py`` beside the reference) drops in without changing
-callers; until it exists ``backend="auto"`` runs the reference on every device and ``backend="triton"``
-raises ``NotImplementedError``.
+See :mod:`geoattn.kernels.manifold_attention.reference` for the full specification and
+:mod:`geoattn.kernels.manifold_attention.kernel` for the flash-style kernels (no ``[B, H, N, M]`` tensor,
+memory linear in ``N``). ``backend="auto"`` runs the kernel for CUDA tensors and the reference otherwise.
 """
 
 from __future__ import annotations
@@ -20,12 +19,22 @@ import torch
 from geoattn.kernels.backend import Backend, resolve_backend, triton_implemented
 from geoattn.manifolds.stereographic import CurvatureLike, as_curvature
 
-from .reference import Aggregation, Score, manifold_attention_reference
+from .reference import (
+    Aggregation,
+    Score,
+    branch_points,
+    cat_attention_reference,
+    manifold_attention_reference,
+    mix_branches,
+)
 
 __all__ = [
+    "KERNEL_MAX_HEAD_DIM",
     "TRITON_IMPLEMENTED",
     "Aggregation",
     "Score",
+    "cat_attention",
+    "cat_attention_reference",
     "manifold_attention",
     "manifold_attention_reference",
 ]
@@ -36,6 +45,10 @@ _AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 
 # Whether this folder has a Triton kernel (a kernel.py); `geoattn info` reports the same per kernel.
 TRITON_IMPLEMENTED: bool = triton_implemented(_OP)
+# What the kernel computes (in float32); other dtypes, and head dims above the largest, use the reference.
+_KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+KERNEL_MAX_HEAD_DIM = 128
+_MAX_GRID_Y = 65535  # B * H programs along the grid's second axis
 
 
 def manifold_attention(
@@ -74,16 +87,49 @@ def manifold_attention(
         causal: mask keys ``j > i``. Default ``False``.
         dropout_p: attention-weight dropout probability in ``[0, 1)``. Default ``0.0``.
         need_weights: also return the ``[B, H, N, M]`` attention weights. Default ``False``.
-        backend: ``"auto"`` (the torch reference until a Triton kernel exists), ``"torch"``, or
-            ``"triton"`` (raises ``NotImplementedError`` for now). Default ``"auto"``.
+        backend: ``"auto"`` (Triton for CUDA tensors, the torch reference otherwise), ``"torch"``, or
+            ``"triton"`` (CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``). Default ``"auto"``.
 
     Returns:
         ``(out [B, H, N, Dv], attn [B, H, N, M] or None)``; a fully masked row gives the origin (zeros) and
         all-zero weights. Details in :func:`manifold_attention_reference`.
+
+    Notes:
+        The Triton kernel covers both scores and both aggregations, per-head curvature of any sign, the
+        key-padding and causal masks, any ``N``/``M`` and head dims up to ``KERNEL_MAX_HEAD_DIM`` (128), for
+        float32, float16 and bfloat16 inputs (float32 arithmetic, float32 guards). These calls run the
+        torch reference instead, also with ``backend="triton"``: an ``attn_mask``, ``dropout_p > 0``,
+        ``need_weights=True`` (the kernel never forms the ``[B, H, N, M]`` weights), float64 inputs, head
+        dims above 128, and ``B * H > 65535``. The gradient of ``gamma`` is 0 (it cancels in the softmax).
+        The kernel's backward accumulates the gradients of ``q``, ``curvature`` and ``beta`` with float32
+        atomics, so they are not bitwise deterministic on the GPU.
     """
     _check_inputs(q, k, v, curvature, beta, gamma, score, aggregation, key_padding_mask, attn_mask, dropout_p)
-    # Validates `backend`; while TRITON_IMPLEMENTED is False it resolves to "torch" or raises for "triton".
-    resolve_backend(backend, q, k, v, op=_OP, implemented=TRITON_IMPLEMENTED)
+    which = resolve_backend(backend, q, k, v, op=_OP, implemented=TRITON_IMPLEMENTED)
+    kernel_ok = (
+        q.dtype in _KERNEL_DTYPES
+        and attn_mask is None
+        and dropout_p == 0.0
+        and not need_weights
+        and max(q.shape[-1], v.shape[-1]) <= KERNEL_MAX_HEAD_DIM
+        and q.shape[0] * q.shape[1] <= _MAX_GRID_Y
+    )
+    if which == "triton" and kernel_ok:
+        from .kernel import manifold_attention_triton  # triton is imported only when the kernel runs
+
+        out = manifold_attention_triton(
+            q,
+            k,
+            v,
+            curvature=curvature,
+            beta=beta,
+            gamma=gamma,
+            distance=score == "distance",
+            midpoint=aggregation == "midpoint",
+            key_padding_mask=key_padding_mask,
+            causal=causal,
+        )
+        return out, None
     return manifold_attention_reference(
         q,
         k,
@@ -99,6 +145,93 @@ def manifold_attention(
         dropout_p=dropout_p,
         need_weights=need_weights,
     )
+
+
+def cat_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    curvature: torch.Tensor,
+    beta: torch.Tensor,
+    gamma: torch.Tensor,
+    alpha: torch.Tensor,
+    key_padding_mask: torch.Tensor | None = None,
+    causal: bool = False,
+    backend: Backend = "auto",
+) -> torch.Tensor:
+    r"""Curvature-adaptive attention over shared tangent heads: ``G`` geometries mixed per query.
+
+    The attention core of :class:`geoattn.nn.CurvatureAdaptiveAttention` with shared projections, distance
+    scores and midpoint aggregation; the math is :func:`cat_attention_reference`.
+
+    Args:
+        q, k, v: tangent heads ``[B, H, N, D]``, ``[B, H, M, D]``, ``[B, H, M, Dv]``.
+        curvature, beta, gamma: ``[G*H]`` tensors, one value per branch and head (branch-major).
+        alpha: ``[B, N, G]`` routing weights.
+        key_padding_mask: ``[B, M]`` bool, ``True`` = padding. Default ``None``.
+        causal: mask keys ``j > i``. Default ``False``.
+        backend: as :func:`manifold_attention`. Default ``"auto"``.
+
+    Returns:
+        ``[B, H, N, Dv]``: :math:`\sum_b \alpha_{i,b} \log_0^{\kappa_b}(o^b_i)`.
+
+    With the Triton backend, ``G = 3``, a kernel dtype, head dims up to 128 and **no gradient required**,
+    one kernel computes the three branches from one sweep over ``K``/``V`` (one ``Q K^T`` per tile shared by
+    the branches, whose points are row rescalings of the shared tangent heads). Otherwise (training, other
+    ``G``) the branches run as one :func:`manifold_attention` call over ``G*H`` heads (the fused kernel on
+    CUDA, with its backward), then are mapped back and mixed in torch.
+    """
+    branches = alpha.shape[-1]
+    heads = q.shape[1]
+    if alpha.dim() != 3 or alpha.shape[:2] != (q.shape[0], q.shape[2]):
+        raise ValueError(
+            f"cat_attention: alpha must have shape [B, N, G] with B, N of q {tuple(q.shape)}, got "
+            f"{tuple(alpha.shape)}"
+        )
+    for name, t in (("curvature", curvature), ("beta", beta), ("gamma", gamma)):
+        if not isinstance(t, torch.Tensor) or t.numel() != branches * heads:
+            shown = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(
+                f"cat_attention: {name} must be a tensor of G*H = {branches * heads} values, got {shown}"
+            )
+    which = resolve_backend(backend, q, k, v, op=_OP, implemented=TRITON_IMPLEMENTED)
+    needs_grad = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (q, k, v, curvature, beta, gamma, alpha)
+    )
+    if (
+        which == "triton"
+        and branches == 3
+        and not needs_grad
+        and q.dtype in _KERNEL_DTYPES
+        and max(q.shape[-1], v.shape[-1]) <= KERNEL_MAX_HEAD_DIM
+        and q.shape[0] * heads <= _MAX_GRID_Y
+    ):
+        from .kernel import cat_attention_triton
+
+        _check_inputs(q, k, v, 0.0, 0.0, 0.0, "distance", "midpoint", key_padding_mask, None, 0.0)
+        return cat_attention_triton(
+            q,
+            k,
+            v,
+            curvature=curvature,
+            beta=beta,
+            alpha=alpha,
+            key_padding_mask=key_padding_mask,
+            causal=causal,
+        )
+    kappa = curvature.reshape(-1).to(q.dtype)
+    points = [branch_points(t, kappa, branches) for t in (q, k, v)]
+    out, _ = manifold_attention(
+        *points,
+        curvature=kappa,
+        beta=beta.reshape(-1),
+        gamma=gamma.reshape(-1),
+        key_padding_mask=key_padding_mask,
+        causal=causal,
+        backend=backend,
+    )
+    return mix_branches(out, kappa, alpha)
 
 
 def _check_inputs(

@@ -28,10 +28,17 @@ from typing import Literal
 import torch
 from torch.nn import functional as F
 
-from geoattn.manifolds import expmap0, gyro_midpoint, logmap0, pairwise_sqdist
+from geoattn.manifolds import expmap0, gyro_midpoint, logmap0, pairwise_sqdist, project
 from geoattn.manifolds.stereographic import CurvatureLike, as_curvature
 
-__all__ = ["Aggregation", "Score", "manifold_attention_reference"]
+__all__ = [
+    "Aggregation",
+    "Score",
+    "branch_points",
+    "cat_attention_reference",
+    "manifold_attention_reference",
+    "mix_branches",
+]
 
 Score = Literal["distance", "tangent_dot"]
 Aggregation = Literal["midpoint", "tangent"]
@@ -134,3 +141,60 @@ def _masked_softmax(
         return torch.softmax(scores, dim=-1)
     empty = scores.amax(dim=-1, keepdim=True) == neg_inf  # [..., N, 1]: every key masked
     return torch.softmax(scores.masked_fill(empty, 0.0), dim=-1).masked_fill(empty, 0.0)
+
+
+def branch_points(u: torch.Tensor, curvature: torch.Tensor, branches: int) -> torch.Tensor:
+    r"""Tangent heads ``u [B, H, n, D]`` shared by ``G = branches`` geometries, as points of every branch:
+    ``[B, G*H, n, D]`` (branch-major), :math:`\operatorname{proj}(\exp_0^{\kappa}(u))` with ``curvature``
+    ``[G*H]`` (as :class:`geoattn.nn.HeadGeometry` maps the shared projections of CAT)."""
+    k4 = curvature.view(-1, 1, 1)
+    return project(expmap0(u.repeat(1, branches, 1, 1), k=k4), k=k4)
+
+
+def mix_branches(out: torch.Tensor, curvature: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    r"""Branch outputs ``out [B, G*H, N, D]`` (points) mixed in the tangent space with routing weights
+    ``alpha [B, N, G]``: :math:`\sum_b \alpha_{i,b} \log_0^{\kappa_b}(o^b_i)`, ``[B, H, N, D]``."""
+    branches = alpha.shape[-1]
+    tangent = logmap0(out, k=curvature.view(-1, 1, 1)).unflatten(1, (branches, -1))  # [B, G, H, N, D]
+    return (tangent * alpha.transpose(1, 2)[:, :, None, :, None].to(tangent.dtype)).sum(1)
+
+
+def cat_attention_reference(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    curvature: torch.Tensor,
+    beta: torch.Tensor,
+    gamma: torch.Tensor,
+    alpha: torch.Tensor,
+    key_padding_mask: torch.Tensor | None = None,
+    causal: bool = False,
+) -> torch.Tensor:
+    r"""Curvature-adaptive attention with shared projections: ``G`` geometries over the same tangent heads.
+
+    .. math::
+        y_i = \sum_b \alpha_{i,b}\,\log_0^{\kappa_b}\Bigl(\operatorname{midpoint}_{\kappa_b}\bigl(
+        \{v^b_j\}, \operatorname{softmax}_j(-\beta_b\, d_{\kappa_b}(q^b_i, k^b_j)^2 - \gamma_b)\bigr)\Bigr),
+        \qquad x^b = \operatorname{proj}(\exp_0^{\kappa_b}(x))
+
+    (the attention core of :class:`geoattn.nn.CurvatureAdaptiveAttention` with ``shared_projections=True``,
+    distance scores and midpoint aggregation, before its output projection).
+
+    Args:
+        q, k, v: tangent heads ``[B, H, N, D]``, ``[B, H, M, D]``, ``[B, H, M, Dv]``.
+        curvature, beta, gamma: ``[G*H]`` per branch and head (branch-major).
+        alpha: routing weights ``[B, N, G]``.
+        key_padding_mask: ``[B, M]`` bool, ``True`` = padding. Default ``None``.
+        causal: mask keys ``j > i``. Default ``False``.
+
+    Returns:
+        ``[B, H, N, Dv]`` mixed tangent outputs.
+    """
+    branches = alpha.shape[-1]
+    kappa = as_curvature(curvature, q).reshape(-1)
+    points = [branch_points(t, kappa, branches) for t in (q, k, v)]
+    out, _ = manifold_attention_reference(
+        *points, curvature=kappa, beta=beta, gamma=gamma, key_padding_mask=key_padding_mask, causal=causal
+    )
+    return mix_branches(out, kappa, alpha)

@@ -42,8 +42,8 @@ row sums of :math:`\bar a` and :math:`\bar k` and the column sums of :math:`\bar
 tile with ``tl.sum`` + ``tl.atomic_add`` (so float32 gradients are not bitwise deterministic on GPU). Then, in
 torch: :math:`\bar x = P y + 2x\,\textstyle\sum_j \bar a`, :math:`\bar y = P^\top x + 2y\,\sum_i \bar b`.
 
-Triton's interpreter has no libdevice and core Triton has no ``atan``/``atanh``/``tan``, so they are written
-with ``log``/``exp``/``floor`` and Cephes polynomials below (used only for ``|w| >= SERIES_THRESHOLD``).
+Triton's interpreter has no libdevice and core Triton has no ``atan``/``atanh``/``tan``: :math:`A`, :math:`T` and
+their derivatives come from :mod:`geoattn.kernels.triton_math` (core ops and Cephes polynomials).
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ import torch
 import triton
 import triton.language as tl
 
-from ...manifolds.numerics import SERIES_THRESHOLD, artanh_clamp, min_denom, min_norm
+from ...manifolds.numerics import artanh_clamp, min_denom, min_norm
 from ..backend import triton_interpreting
+from ..triton_math import artan_ratio, artan_ratio_grad, tan_ratio, tan_ratio_grad
 
 __all__ = [
     "PairwiseDistFunction",
@@ -65,138 +66,6 @@ __all__ = [
     "pairwise_dist_fwd",
     "pairwise_dist_triton",
 ]
-
-_SERIES: tl.constexpr = tl.constexpr(SERIES_THRESHOLD)
-# The derivatives A'(w), T'(w) switch to their series further out than the values do (see _artan_ratio_grad).
-_GRAD_SERIES: tl.constexpr = tl.constexpr(0.2)
-_HALF_PI: tl.constexpr = tl.constexpr(math.pi / 2)
-
-# ---------------------------------------------------------------------------------------------------------
-# Elementary functions from core ops (valid on GPU and in the interpreter). Arguments are float32 blocks.
-# ---------------------------------------------------------------------------------------------------------
-
-
-@triton.jit
-def _atan_nonneg(z):
-    """atan(z) for z >= 0, Cephes ``atanf``: reduce to |r| <= tan(pi/8) with atan(z) = pi/2 + atan(-1/z)
-    (z > tan(3pi/8)) or pi/4 + atan((z-1)/(z+1)) (z > tan(pi/8)), then a degree-9 odd minimax polynomial
-    (relative error < 2e-7). One division, no sqrt."""
-    big = z > 2.414213562373095
-    mid = z > 0.4142135623730950
-    num = tl.where(big, -1.0, tl.where(mid, z - 1.0, z))
-    den = tl.where(big, z, tl.where(mid, z + 1.0, 1.0))
-    r = num / den
-    r2 = r * r
-    p = 8.05374449538e-2 * r2 - 1.38776856032e-1
-    p = p * r2 + 1.99777106478e-1
-    p = p * r2 - 3.33329491539e-1
-    a = p * r2 * r + r
-    return tl.where(big, _HALF_PI + a, tl.where(mid, _HALF_PI * 0.5 + a, a))
-
-
-@triton.jit
-def _artan_ratio(w, artanh_bound):
-    """A(w) = atan(sqrt w)/sqrt w (w > 0), artanh(min(sqrt(-w), bound))/sqrt(-w) (w < 0), series near 0."""
-    series = tl.abs(w) < _SERIES
-    s = tl.sqrt(tl.maximum(tl.abs(w), _SERIES))  # safe in every lane; only used off the series branch
-    pos = _atan_nonneg(s) / s
-    z = tl.minimum(s, artanh_bound)
-    neg = 0.5 * tl.log((1.0 + z) / (1.0 - z)) / s
-    # 1 - w/3 + w^2/5 - w^3/7 + w^4/9 - w^5/11
-    ws = tl.where(series, w, 0.0)  # dead lanes get 0, not an overflowing power of w
-    p = 1.0 / 9.0 - ws * (1.0 / 11.0)
-    p = -1.0 / 7.0 + ws * p
-    p = 1.0 / 5.0 + ws * p
-    p = -1.0 / 3.0 + ws * p
-    p = 1.0 + ws * p
-    return tl.where(series, p, tl.where(w > 0, pos, neg))
-
-
-@triton.jit
-def _artan_ratio_grad(w, a, artanh_bound):
-    """A'(w) given a = A(w): (R - A)/(2w) with R = 1/(1 + w), R = 0 where the artanh argument is clamped
-    (A is then const/sqrt(-w)). R - A cancels for small |w| (relative error ~ 3 eps/|w|), so the series
-    of A' is used up to |w| < _GRAD_SERIES (13 terms, truncation < 1e-9 relative)."""
-    series = tl.abs(w) < _GRAD_SERIES
-    clamped = (w < 0) & (tl.sqrt(tl.maximum(-w, 0.0)) > artanh_bound)
-    w_safe = tl.where(series, 1.0, w)
-    r = tl.where(clamped, 0.0, 1.0 / (1.0 + tl.where(clamped, 0.0, w_safe)))
-    exact = (r - a) / (2.0 * w_safe)
-    # sum_{n=1..13} (-1)^n n w^(n-1) / (2n + 1)
-    ws = tl.where(series, w, 0.0)  # dead lanes get 0, not an overflowing power of w
-    p = -13.0 / 27.0
-    p = 12.0 / 25.0 + ws * p
-    p = -11.0 / 23.0 + ws * p
-    p = 10.0 / 21.0 + ws * p
-    p = -9.0 / 19.0 + ws * p
-    p = 8.0 / 17.0 + ws * p
-    p = -7.0 / 15.0 + ws * p
-    p = 6.0 / 13.0 + ws * p
-    p = -5.0 / 11.0 + ws * p
-    p = 4.0 / 9.0 + ws * p
-    p = -3.0 / 7.0 + ws * p
-    p = 2.0 / 5.0 + ws * p
-    p = -1.0 / 3.0 + ws * p
-    return tl.where(series, p, exact)
-
-
-@triton.jit
-def _tan_nonneg(s):
-    """tan(s) for s >= 0, Cephes ``tanf``: s = j pi/4 + z with even j and |z| <= pi/4 (pi/4 split in three
-    parts for an exact reduction), a degree-13 odd minimax polynomial for tan(z) (relative error < 3e-7),
-    and tan(s) = -1/tan(z) when j = 2 mod 4. Much less code than the accurate ``tl.sin``/``tl.cos``."""
-    j = tl.floor(s * (4.0 / 3.141592653589793))
-    j = j + (j - 2.0 * tl.floor(0.5 * j))  # round odd j up to even
-    z = ((s - j * 0.78515625) - j * 2.4187564849853515625e-4) - j * 3.77489497744594108e-8
-    zz = z * z
-    p = 9.38540185543e-3 * zz + 3.11992232697e-3
-    p = p * zz + 2.44301354525e-2
-    p = p * zz + 5.34112807005e-2
-    p = p * zz + 1.33387994085e-1
-    p = p * zz + 3.33331568548e-1
-    t = p * zz * z + z
-    flip = (j - 4.0 * tl.floor(0.25 * j)) > 1.0  # j = 2 mod 4
-    return tl.where(flip, -1.0 / tl.where(flip, t, 1.0), t)
-
-
-@triton.jit
-def _tan_ratio(w):
-    """T(w) = tan(sqrt w)/sqrt w (w > 0), tanh(sqrt(-w))/sqrt(-w) (w < 0), series near 0."""
-    series = tl.abs(w) < _SERIES
-    s = tl.sqrt(tl.maximum(tl.abs(w), _SERIES))
-    pos = _tan_nonneg(s) / s
-    e = tl.exp(-2.0 * s)  # s >= 0.1 here, so no overflow and only mild cancellation in 1 - e
-    neg = (1.0 - e) / ((1.0 + e) * s)
-    # 1 + w/3 + 2w^2/15 + 17w^3/315 + 62w^4/2835 + 1382w^5/155925
-    ws = tl.where(series, w, 0.0)  # dead lanes get 0, not an overflowing power of w
-    p = 62.0 / 2835.0 + ws * (1382.0 / 155925.0)
-    p = 17.0 / 315.0 + ws * p
-    p = 2.0 / 15.0 + ws * p
-    p = 1.0 / 3.0 + ws * p
-    p = 1.0 + ws * p
-    return tl.where(series, p, tl.where(w > 0, pos, neg))
-
-
-@triton.jit
-def _tan_ratio_grad(w, t):
-    """T'(w) given t = T(w): (1 + w T^2 - T)/(2w); as for A', the series (9 terms, truncation < 1e-9
-    relative) is used for |w| < _GRAD_SERIES."""
-    series = tl.abs(w) < _GRAD_SERIES
-    w_safe = tl.where(series, 1.0, w)
-    exact = (1.0 + w_safe * t * t - t) / (2.0 * w_safe)
-    # d/dw of T's Taylor series: 1/3 + 4w/15 + 17w^2/105 + 248w^3/2835 + 1382w^4/31185 + ...
-    ws = tl.where(series, w, 0.0)  # dead lanes get 0, not an overflowing power of w
-    p = 443861162.0 / 206239658625.0
-    p = 51236656.0 / 10854718875.0 + ws * p
-    p = 929569.0 / 91216125.0 + ws * p
-    p = 43688.0 / 2027025.0 + ws * p
-    p = 1382.0 / 31185.0 + ws * p
-    p = 248.0 / 2835.0 + ws * p
-    p = 17.0 / 105.0 + ws * p
-    p = 4.0 / 15.0 + ws * p
-    p = 1.0 / 3.0 + ws * p
-    return tl.where(series, p, exact)
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Shared pieces of the two kernels
@@ -370,13 +239,13 @@ def _pairwise_dist_fwd_kernel(
         BLOCK_N, BLOCK_M, BLOCK_D, DOT_F32,
     )  # fmt: skip
     if TANGENT:
-        t = _tan_ratio(kk * b)  # [BLOCK_N, BLOCK_M]
+        t = tan_ratio(kk * b)  # [BLOCK_N, BLOCK_M]
         g = g * t
         b = b * t * t
     num = tl.maximum(a + b - 2.0 * g, 0.0)
     den = tl.maximum(1.0 + 2.0 * kk * g + kk * kk * a * b, min_denom)
     u = num / den
-    aw = _artan_ratio(kk * u, artanh_bound)
+    aw = artan_ratio(kk * u, artanh_bound)
     res = 4.0 * u * aw * aw  # d^2
     if SQRT:
         pos = res > tiny
@@ -441,7 +310,7 @@ def _pairwise_dist_bwd_kernel(
     mask = mask_n[:, None] & mask_m[None, :]
     if TANGENT:
         wt = kk * c
-        t = _tan_ratio(wt)  # [BLOCK_N, BLOCK_M]
+        t = tan_ratio(wt)  # [BLOCK_N, BLOCK_M]
         g = h * t
         b = c * t * t
     else:
@@ -452,8 +321,8 @@ def _pairwise_dist_bwd_kernel(
     den = tl.maximum(den_raw, min_denom)
     u = tl.maximum(num_raw, 0.0) / den
     w = kk * u
-    aw = _artan_ratio(w, artanh_bound)
-    ap = _artan_ratio_grad(w, aw, artanh_bound)
+    aw = artan_ratio(w, artanh_bound)
+    ap = artan_ratio_grad(w, aw, artanh_bound)
     d2 = 4.0 * u * aw * aw
 
     go = tl.load(
@@ -475,7 +344,7 @@ def _pairwise_dist_bwd_kernel(
     db = gu * (gn + kk * kk * a * gd)  # dL/d|y|^2
     dk = gu * (2.0 * g + 2.0 * kk * a * b) * gd + gf * (8.0 * u * u * aw * ap)  # dL/dk
     if TANGENT:
-        tp = _tan_ratio_grad(wt, t)
+        tp = tan_ratio_grad(wt, t)
         dt = dg * h + 2.0 * db * c * t  # dL/dt
         db = db * t * t + dt * tp * kk  # dL/d|v|^2
         dk += dt * tp * c

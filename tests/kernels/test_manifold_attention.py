@@ -237,24 +237,22 @@ def test_need_weights_rows_sum_to_one_and_dropout_is_applied_after() -> None:
     assert not torch.allclose(dropped, plain)
 
 
-def test_public_op_runs_the_reference_and_triton_is_not_implemented() -> None:
+def test_public_op_validates_the_backend() -> None:
     q, k, v, kappa = _inputs(seed=10)
     expected, _ = manifold_attention_reference(q, k, v, curvature=kappa, beta=1.0, gamma=0.0)
     for backend in ("auto", "torch"):
         out, _ = manifold_attention(q, k, v, curvature=kappa, beta=1.0, gamma=0.0, backend=backend)  # type: ignore[arg-type]
         torch.testing.assert_close(out, expected)
-    with pytest.raises(NotImplementedError, match="no Triton kernel exists yet"):
-        manifold_attention(q, k, v, curvature=kappa, beta=1.0, gamma=0.0, backend="triton")
     with pytest.raises(ValueError, match="backend must be one of"):
         manifold_attention(q, k, v, curvature=kappa, beta=1.0, gamma=0.0, backend="cuda")  # type: ignore[arg-type]
 
 
 def test_triton_flag_registry_and_environment_report_agree() -> None:
     assert "manifold_attention" in KERNELS
-    assert TRITON_IMPLEMENTED is False
+    assert TRITON_IMPLEMENTED is True
     assert triton_implemented("manifold_attention") is TRITON_IMPLEMENTED
-    for cuda in (False, True):
-        assert kernel_backend("manifold_attention", cuda=cuda) == "torch reference (no Triton kernel yet)"
+    assert kernel_backend("manifold_attention", cuda=False) == "torch reference (no CUDA device)"
+    assert kernel_backend("manifold_attention", cuda=True).startswith("triton (CUDA tensors)")
 
 
 def test_compiles_without_graph_breaks() -> None:

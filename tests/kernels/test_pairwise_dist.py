@@ -21,6 +21,7 @@ import triton
 import triton.language as tl
 
 from geoattn.kernels import pairwise_dist as pd_pkg
+from geoattn.kernels import triton_math
 from geoattn.kernels.pairwise_dist import kernel as pd_kernel
 from geoattn.kernels.pairwise_dist import pairwise_dist, pairwise_sqdist
 from geoattn.kernels.pairwise_dist.reference import pairwise_dist_reference, pairwise_sqdist_reference
@@ -255,13 +256,13 @@ def _elementary_kernel(w_ptr, out_ptr, n, artanh_bound, BLOCK: tl.constexpr):
     offs = tl.arange(0, BLOCK)
     mask = offs < n
     w = tl.load(w_ptr + offs, mask=mask, other=0.0)
-    a = pd_kernel._artan_ratio(w, artanh_bound)
-    t = pd_kernel._tan_ratio(w)
+    a = triton_math.artan_ratio(w, artanh_bound)
+    t = triton_math.tan_ratio(w)
     tl.store(out_ptr + 0 * n + offs, a, mask=mask)
-    tl.store(out_ptr + 1 * n + offs, pd_kernel._artan_ratio_grad(w, a, artanh_bound), mask=mask)
+    tl.store(out_ptr + 1 * n + offs, triton_math.artan_ratio_grad(w, a, artanh_bound), mask=mask)
     tl.store(out_ptr + 2 * n + offs, t, mask=mask)
-    tl.store(out_ptr + 3 * n + offs, pd_kernel._tan_ratio_grad(w, t), mask=mask)
-    tl.store(out_ptr + 4 * n + offs, pd_kernel._atan_nonneg(tl.abs(w) * 10.0), mask=mask)
+    tl.store(out_ptr + 3 * n + offs, triton_math.tan_ratio_grad(w, t), mask=mask)
+    tl.store(out_ptr + 4 * n + offs, triton_math.atan_nonneg(tl.abs(w) * 10.0), mask=mask)
 
 
 def _elementary(w: torch.Tensor, bound: float) -> torch.Tensor:
