@@ -119,3 +119,18 @@ def write_report(path: str | Path, title: str, body: str, *, seed: int, config: 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     return text
+
+
+def kernel_benchmark_device(smoke: bool) -> torch.device | None:
+    """CUDA when present; on a CPU-only machine only a ``--smoke`` run, through Triton's interpreter.
+
+    Sets ``TRITON_INTERPRET=1`` for CPU smoke runs (call it before a kernel module, and its ``triton.jit``,
+    is imported). Returns ``None`` after printing why when a full run is asked for without CUDA.
+    """
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        if not smoke:
+            print("no CUDA device: only --smoke runs on CPU (through Triton's interpreter)", file=sys.stderr)
+            return None
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+    return device

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from _common import environment, markdown_table, median_ms, write_report
+from _common import environment, kernel_benchmark_device, markdown_table, median_ms, write_report
 from torch.nn import functional as F
 
 IMPLS = ("triton", "eager", "compile", "sdpa")
@@ -412,12 +411,9 @@ def _assumptions() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.type == "cpu":
-        if not args.smoke:
-            print("no CUDA device: only --smoke runs on CPU (through Triton's interpreter)", file=sys.stderr)
-            return 2
-        os.environ.setdefault("TRITON_INTERPRET", "1")  # before the kernel module (and its triton.jit) loads
+    device = kernel_benchmark_device(args.smoke)  # before the kernel module (and its triton.jit) loads
+    if device is None:
+        return 2
     torch.manual_seed(args.seed)
     impls = _impls(args.impls, args.compile_backend)
     headers = ["N", "pass"] + [f"{n} ms" for n in args.impls]

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from _common import environment, markdown_table, median_ms, write_report
+from _common import environment, kernel_benchmark_device, markdown_table, median_ms, write_report
 from geoopt.manifolds.stereographic import math as geoopt_math
 
 DEFAULT_SIZES = "4096x40943x32,2048x2048x64,32x1024x1024x64,8192x8192x128"
@@ -214,12 +213,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.type == "cpu":
-        if not args.smoke:
-            print("no CUDA device: only --smoke runs on CPU (through Triton's interpreter)", file=sys.stderr)
-            return 2
-        os.environ.setdefault("TRITON_INTERPRET", "1")  # before the kernel module (and its triton.jit) loads
+    device = kernel_benchmark_device(args.smoke)  # before the kernel module (and its triton.jit) loads
+    if device is None:
+        return 2
     torch.manual_seed(args.seed)
 
     headers = ["size (BxNxMxD)", "dtype", "pass"]
