@@ -138,7 +138,6 @@ def test_bad_input_is_rejected(coords: torch.Tensor, kwargs: dict[str, object], 
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_decoding_and_a_training_step() -> None:
     torch.manual_seed(0)
     task = TSPPolicy(embed_dim=32, heads=4, layers=2, ff_dim=64).cuda()
