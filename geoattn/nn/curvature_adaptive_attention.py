@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from geoattn.kernels.backend import Backend
-from geoattn.kernels.manifold_attention import Aggregation, Score
+from geoattn.kernels.manifold_attention import Aggregation, Score, cat_attention
 from geoattn.manifolds import CurvatureModule, FixedCurvature, HyperbolicCurvature, SphericalCurvature
 
 from ._checks import check_dropout, check_heads, check_tokens
@@ -92,7 +92,9 @@ class CurvatureAdaptiveAttention(ProjectedAttention):
 
     which equals mixing the three projected outputs because :math:`\sum_b \alpha_{i,b} = 1`. With
     ``shared_projections=False`` each branch has its own :math:`W_Q, W_K, W_V, W_O` (one shared output
-    bias). All branches run as one batched attention over :math:`3H` heads. :meth:`parameter_report` gives
+    bias). All branches run as one batched attention over :math:`3H` heads; with shared projections, distance
+    scores and midpoint aggregation (the defaults) through :func:`geoattn.kernels.manifold_attention.cat_attention`,
+    whose Triton kernel computes the three branches in one sweep over the keys at inference on CUDA. :meth:`parameter_report` gives
     the counts and the overhead against a plain Euclidean :class:`ManifoldAttention`.
 
     Args:
@@ -199,6 +201,23 @@ class CurvatureAdaptiveAttention(ProjectedAttention):
         heads = t.unflatten(-1, (-1, self.head_dim)).transpose(1, 2)  # [B, P*H, N, Dh]
         return heads.repeat(1, len(BRANCHES), 1, 1) if self.shared_projections else heads
 
+    def _shared_heads(self, t: torch.Tensor) -> torch.Tensor:
+        """``[B, N, H * Dh]`` -> ``[B, H, N, Dh]`` (the heads every branch shares)."""
+        return t.unflatten(-1, (-1, self.head_dim)).transpose(1, 2)
+
+    def _one_pass(self, attn_mask: torch.Tensor | None) -> bool:
+        """Whether :func:`~geoattn.kernels.manifold_attention.cat_attention` computes this call: shared
+        projections, distance scores, midpoint aggregation, no ``attn_mask`` and no active dropout. It runs
+        the three branches in one sweep over K/V (the Triton kernel, inference on CUDA) or as one call over
+        ``3H`` heads, the same math as the general path."""
+        return (
+            self.shared_projections
+            and self.score == "distance"
+            and self.aggregation == "midpoint"
+            and attn_mask is None
+            and (self.dropout == 0.0 or not self.training)
+        )
+
     def forward(
         self,
         x: torch.Tensor,
@@ -211,6 +230,19 @@ class CurvatureAdaptiveAttention(ProjectedAttention):
         """Self-attention of ``x`` ``[B, N, D]``: ``[B, N, D]`` (and routing ``[B, N, 3]``)."""
         check_tokens(type(self).__name__, x, self.embed_dim)
         alpha = self.router(x)  # [B, N, 3]
+        if self._one_pass(attn_mask):
+            mixed = cat_attention(
+                *(self._shared_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj)),
+                curvature=self.geometry.curvature(),
+                beta=self.geometry.beta(),
+                gamma=self.geometry.gamma,
+                alpha=alpha,
+                key_padding_mask=key_padding_mask,
+                causal=is_causal,
+                backend=self.backend,
+            )  # [B, H, N, Dh]: the three branches mixed in the tangent space
+            y = self.out_proj(mixed.transpose(1, 2).flatten(-2))
+            return (y, alpha) if return_routing else y
         out, _ = self._attend(x, key_padding_mask, attn_mask, causal=is_causal)  # [B, 3H, N, Dh] tangent
         branches = (
             out.transpose(1, 2).unflatten(2, (len(BRANCHES), self.num_heads)).flatten(-2)

@@ -254,3 +254,26 @@ def test_invalid_arguments(kwargs: dict, match: str) -> None:  # type: ignore[ty
     args = {"embed_dim": D, "num_heads": H, **kwargs}
     with pytest.raises(ValueError, match=match):
         CurvatureAdaptiveAttention(**args)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_one_pass_core_equals_the_general_path(causal: bool) -> None:
+    """Shared projections + distance + midpoint go through cat_attention; an all-False attn_mask forces the
+    general path (three branches as 3H heads, mixed after out_proj's input): outputs and gradients agree."""
+    torch.manual_seed(0)
+    layer = CurvatureAdaptiveAttention(12, 3).double()
+    x = torch.randn(2, 7, 12, dtype=torch.float64)
+    padding = torch.zeros(2, 7, dtype=torch.bool)
+    padding[1, 5:] = True
+    assert layer._one_pass(None) and not layer._one_pass(torch.zeros(7, 7, dtype=torch.bool))
+    outs, grads = [], []
+    for mask in (None, torch.zeros(7, 7, dtype=torch.bool)):
+        layer.zero_grad()
+        y = layer(x, key_padding_mask=padding, attn_mask=mask, is_causal=causal)
+        y.square().sum().backward()
+        outs.append(y)
+        grads.append([p.grad.clone() for p in layer.parameters() if p.grad is not None])
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-10, atol=1e-12)
+    assert len(grads[0]) == len(grads[1]) > 0
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
