@@ -5,6 +5,7 @@
 - :func:`load_checkpoint` / :func:`instantiate_from_checkpoint`: safe loading (``weights_only=True``, a
   ``_target_`` allow-list).
 - :mod:`~geoattn.train.tasks`: the tasks shipped with geoattn (tree embedding).
+- :mod:`~geoattn.train.distributed`: data-parallel training on several GPUs under ``torchrun`` (DDP).
 
 Importing this package registers the structured configs in Hydra's ConfigStore.
 """

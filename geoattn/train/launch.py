@@ -18,9 +18,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from .config import TrainConfig
+from .distributed import process_group
 from .protocol import check_data, check_model
 from .rng import seed_everything
-from .trainer import Trainer, TrainResult
+from .trainer import Trainer, TrainResult, resolve_device
 
 __all__ = ["resolve_config", "train"]
 
@@ -43,6 +44,10 @@ def train(cfg: DictConfig | Mapping[str, Any], *, run_dir: str | os.PathLike[str
     Seeds every global RNG with ``cfg.seed`` before instantiating ``data`` and then ``model``, so the
     initial weights depend on the seed alone; continues from ``cfg.resume`` when set. With ``cfg.runner`` set,
     the runner does the whole job instead (see :class:`~geoattn.train.config.TrainConfig`).
+
+    Under ``torchrun`` (``WORLD_SIZE > 1``), joins the job's process group for the duration of the training
+    (:func:`~geoattn.train.distributed.process_group`) and trains data-parallel; every rank builds the same
+    initial weights from ``cfg.seed``, and only rank 0 writes ``run_dir``.
     """
     resolved = resolve_config(cfg)
     seed_everything(resolved["seed"])
@@ -51,16 +56,17 @@ def train(cfg: DictConfig | Mapping[str, Any], *, run_dir: str | os.PathLike[str
         if not isinstance(result, TrainResult):
             raise TypeError(f"runner: expected a TrainResult from the runner, got {type(result).__name__}")
         return result
-    data = check_data(instantiate(resolved["data"]))
-    model = check_model(instantiate(resolved["model"]))
-    optimizer = instantiate(resolved["optimizer"])
-    trainer = Trainer(
-        model=model,
-        data=data,
-        optimizer=optimizer,
-        run_dir=run_dir,
-        seed=resolved["seed"],
-        config=resolved,
-        **resolved["trainer"],
-    )
-    return trainer.fit(resume=resolved["resume"])
+    with process_group(resolve_device(resolved["trainer"]["device"])):
+        data = check_data(instantiate(resolved["data"]))
+        model = check_model(instantiate(resolved["model"]))
+        optimizer = instantiate(resolved["optimizer"])
+        trainer = Trainer(
+            model=model,
+            data=data,
+            optimizer=optimizer,
+            run_dir=run_dir,
+            seed=resolved["seed"],
+            config=resolved,
+            **resolved["trainer"],
+        )
+        return trainer.fit(resume=resolved["resume"])

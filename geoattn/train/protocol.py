@@ -19,6 +19,13 @@ start of the current epoch and replays the batches already consumed in it, which
 exactly as long as the iterator is a deterministic function of the generator. An infinite iterator is one
 long epoch, so resuming it replays every batch since the start: prefer epoch-wise iterators when producing a
 batch is expensive.
+
+Data-parallel training (:mod:`geoattn.train.distributed`): every rank calls ``train_batches`` with its own
+generator. A data source may implement ``shard(rank, world_size) -> None`` (optional), called once before
+training on every rank when ``world_size > 1``, after which ``train_batches`` must yield that rank's share of
+each global batch (e.g. ``batch_size / world_size`` instances), so the job's global batch is the batch of a
+single-process run. A data source without ``shard`` yields whole batches on every rank: the global batch is
+then ``world_size`` times larger (the trainer logs a warning).
 """
 
 from __future__ import annotations

@@ -22,13 +22,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def data_generator(seed: int) -> torch.Generator:
+def data_generator(seed: int, rank: int = 0) -> torch.Generator:
     """A CPU ``torch.Generator`` for the data source, seeded from ``seed`` through numpy's ``SeedSequence``.
 
     The derived seed keeps the data stream decorrelated from the global torch generator (which initialises
-    the model) although both come from the one run seed.
+    the model) although both come from the one run seed. In a data-parallel job, rank ``rank`` draws its
+    share of every batch from its own stream, derived from ``(seed, rank)``; rank 0's stream is the stream of
+    a single-process run.
     """
-    derived = int(np.random.SeedSequence([seed, 0x6461746]).generate_state(1, np.uint64)[0])
+    entropy = [seed, 0x6461746] if rank == 0 else [seed, 0x6461746, rank]
+    derived = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
     return torch.Generator(device="cpu").manual_seed(derived % 2**63)
 
 

@@ -37,11 +37,14 @@ class RunDir:
 
     Args:
         path: the folder; created with its parents when missing.
+        create: create the folder; ``False`` only names it (the ranks > 0 of a data-parallel job, which
+            never write). Default: ``True``.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.path.mkdir(parents=True, exist_ok=True)
 
     @property
     def config_file(self) -> Path:

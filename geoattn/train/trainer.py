@@ -16,6 +16,16 @@ by the model since the previous call, are added to each ``train`` row of ``metri
 Validation is RNG-neutral (it restores every generator afterwards), so where a run validates does not
 change its training trajectory; together with the checkpoint's RNG and data-stream state this makes a
 resumed run continue exactly as the uninterrupted one would.
+
+Under ``torchrun`` (a process group initialised by :func:`geoattn.train.distributed.process_group`) the
+loop is data-parallel: the task runs inside ``DistributedDataParallel``, each rank trains on its share of
+the batch (``data.shard``), the logged loss and training metrics are means over the ranks, and rank 0 alone
+validates and writes the run folder. A checkpoint holds the unwrapped model (it loads in any number of
+processes) and, under ``data["ranks"]``, the data-stream and RNG states of ranks ``1 .. world_size - 1``.
+Resuming with the same number of processes continues every rank's stream exactly; with another number,
+rank 0 continues its own stream, ranks that the checkpoint knows continue theirs, and new ranks start their
+own stream at the checkpoint's position (same epoch and batch count, so a curriculum stays in step) with
+fresh RNG seeds: the run continues with batches of the same distribution, not the same instances.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from typing import Any, cast
 import torch
 from omegaconf import OmegaConf
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .checkpoint import (
@@ -44,9 +55,17 @@ from .checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
+from .distributed import (
+    any_rank,
+    current,
+    gather_to_main,
+    mean_metrics_over_ranks,
+    mean_over_ranks,
+    rank_seed,
+)
 from .metadata import run_info, utc_now
 from .protocol import DataSource, TaskModel, check_data, check_model
-from .rng import data_generator, get_rng_state, set_rng_state
+from .rng import data_generator, get_rng_state, seed_everything, set_rng_state
 from .run_dir import RunDir
 
 __all__ = [
@@ -161,6 +180,17 @@ class _BatchStream:
 _END = object()
 
 
+class _TrainingLoss(nn.Module):
+    """``forward(batch) = task.training_loss(batch)``: DDP syncs gradients of what runs in ``forward``."""
+
+    def __init__(self, task: nn.Module) -> None:
+        super().__init__()
+        self.task = task
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return cast(TaskModel, self.task).training_loss(batch)
+
+
 def _positive(name: str, value: int | float | None, *, optional: bool = False) -> None:
     if value is None and optional:
         return
@@ -183,7 +213,8 @@ class Trainer:
         val_every: validation interval in steps. Default: ``100``.
         ckpt_every: checkpoint interval in steps. Default: ``500``.
         log_every: training-loss logging interval in steps. Default: ``50``.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. Default: ``"auto"``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; in a data-parallel job ``"auto"`` and
+            ``"cuda"`` mean ``cuda:LOCAL_RANK``. Default: ``"auto"``.
         progress_bar: show tqdm (only when stderr is a terminal). Default: ``True``.
         grad_clip: max global gradient norm, or ``None``. Default: ``None``.
         keep_last: number of newest checkpoints to keep, or ``None`` for all. Default: ``None``.
@@ -228,12 +259,20 @@ class Trainer:
         self.model = check_model(model)
         self.data = check_data(data)
         self.optimizer_factory = optimizer
-        self.run = RunDir(run_dir)
+        self.dist = current()
+        self.run = RunDir(run_dir, create=self.dist.is_main)
         self.max_steps = max_steps
         self.val_every = val_every
         self.ckpt_every = ckpt_every
         self.log_every = log_every
         self.device = resolve_device(device)
+        if self.dist.is_distributed and self.device.type == "cuda":
+            if device not in ("auto", "cuda"):
+                raise ValueError(
+                    f"trainer.device={device!r}: in a data-parallel job each process uses cuda:LOCAL_RANK; "
+                    "use 'cuda' or 'auto' (choose GPUs with CUDA_VISIBLE_DEVICES)"
+                )
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.progress_bar = progress_bar
         self.grad_clip = grad_clip
         self.keep_last = keep_last
@@ -256,7 +295,11 @@ class Trainer:
             raise TypeError(
                 f"optimizer: the factory returned a {type(optimizer).__name__}, not a torch Optimizer"
             )
-        generator = data_generator(self.seed)
+        generator = data_generator(self.seed, self.dist.rank)
+        if self.dist.is_distributed:
+            self._shard_data()
+            if not self.dist.is_main:  # rank 0 keeps the run's seed; the others sample differently
+                seed_everything(rank_seed(self.seed, self.dist.rank))
         data_state: Mapping[str, Any] | None = None
         resumed_from: str | None = None
         if resume is not None:
@@ -265,34 +308,76 @@ class Trainer:
             self._warn_on_config_change(checkpoint.config, file)
             self.model.load_state_dict(checkpoint.model)
             optimizer.load_state_dict(checkpoint.optimizer)
-            set_rng_state(checkpoint.rng)
-            data_state = checkpoint.data
+            data_state = self._restore_rank_state(checkpoint, generator)
             self.step = checkpoint.step
             self.last_checkpoint = file
             resumed_from = str(file)
         stream = _BatchStream(self.data, generator, data_state)
+        self._loss_fn: Callable[[Any], torch.Tensor] = self._task.training_loss
+        if self.dist.is_distributed:  # after loading: DDP broadcasts rank 0's weights to every rank
+            self._loss_fn = DistributedDataParallel(
+                _TrainingLoss(self.model), device_ids=[self.device] if self.device.type == "cuda" else None
+            )
 
-        if self.config:
-            self.run.write_config(OmegaConf.to_yaml(OmegaConf.create(self.config)))
-        self.run.write_info(
-            run_info(seed=self.seed, device=str(self.device), resumed_from=resumed_from, start_step=self.step)
-        )
+        if self.dist.is_main:
+            if self.config:
+                self.run.write_config(OmegaConf.to_yaml(OmegaConf.create(self.config)))
+            info = run_info(
+                seed=self.seed, device=str(self.device), resumed_from=resumed_from, start_step=self.step
+            )
+            if self.dist.is_distributed:
+                info["world_size"] = self.dist.world_size
+            self.run.write_info(info)
         self.stopped_by_time_limit = False
         try:
             metrics = self._loop(optimizer, stream)
         except BaseException as e:
-            self.run.update_info(
-                status="failed", error=f"{type(e).__name__}: {e}", end_step=self.step, end_time=utc_now()
-            )
+            if self.dist.is_main:
+                self.run.update_info(
+                    status="failed", error=f"{type(e).__name__}: {e}", end_step=self.step, end_time=utc_now()
+                )
             raise
         status = "time_limit" if self.stopped_by_time_limit else "completed"
-        self.run.update_info(status=status, end_step=self.step, end_time=utc_now())
+        if self.dist.is_main:
+            self.run.update_info(status=status, end_step=self.step, end_time=utc_now())
         return TrainResult(self.run.path, self.step, self.last_checkpoint, metrics)
+
+    def _shard_data(self) -> None:
+        """Give a data-parallel job's data source this rank's share, or warn that batches grow with the job."""
+        shard = getattr(self.data, "shard", None)
+        if callable(shard):
+            shard(self.dist.rank, self.dist.world_size)
+        elif self.dist.is_main:
+            log.warning(
+                "%s has no shard(rank, world_size): each of the %d processes draws whole batches, so the "
+                "global batch is %d times a single process's",
+                type(self.data).__name__,
+                self.dist.world_size,
+                self.dist.world_size,
+            )
+
+    def _restore_rank_state(self, checkpoint: Checkpoint, generator: torch.Generator) -> Mapping[str, Any]:
+        """Restore this rank's global RNGs from ``checkpoint`` and return its data-stream state.
+
+        Rank 0 takes the checkpoint's own states; rank ``r`` takes ``data["ranks"][r - 1]`` when the
+        checkpoint was written by at least ``r + 1`` processes, else it keeps its fresh RNG seeds and starts
+        its own stream (``generator`` as it is now) at the checkpoint's epoch and batch count.
+        """
+        if self.dist.is_main:
+            set_rng_state(checkpoint.rng)
+            return checkpoint.data
+        saved = checkpoint.data.get("ranks", [])
+        if self.dist.rank <= len(saved):
+            state = saved[self.dist.rank - 1]
+            set_rng_state(state["rng"])
+            return cast(Mapping[str, Any], state["data"])
+        position = {key: checkpoint.data[key] for key in ("epoch", "batches_in_epoch")}
+        return {**position, "generator": generator.get_state()}
 
     def _loop(self, optimizer: torch.optim.Optimizer, stream: _BatchStream) -> dict[str, float]:
         if self.step >= self.max_steps:
             log.warning("step %d >= max_steps %d: nothing to train", self.step, self.max_steps)
-            return self.validate()
+            return self.validate() if self.dist.is_main else {}
         start = time.perf_counter()
         metrics: dict[str, float] = {}
         losses: list[float] = []
@@ -301,7 +386,7 @@ class Trainer:
             initial=self.step,
             desc="train",
             dynamic_ncols=True,
-            disable=not (self.progress_bar and sys.stderr.isatty()),
+            disable=not (self.progress_bar and self.dist.is_main and sys.stderr.isatty()),
         )
         self.model.train()
         try:
@@ -315,13 +400,16 @@ class Trainer:
                     bar.set_postfix(loss=f"{mean:.4g}")
                     lr = float(optimizer.param_groups[0]["lr"])
                     self._row("train", {"loss": mean, "lr": lr, **self._training_metrics()}, start)
-                if self.time_limit_s is not None and time.perf_counter() - start >= self.time_limit_s:
+                if self.time_limit_s is not None and any_rank(
+                    time.perf_counter() - start >= self.time_limit_s, self.device
+                ):
                     self.stopped_by_time_limit = self.step < self.max_steps
-                    log.warning(
-                        "time limit of %gs reached at step %d: stopping", self.time_limit_s, self.step
-                    )
+                    if self.dist.is_main:
+                        log.warning(
+                            "time limit of %gs reached at step %d: stopping", self.time_limit_s, self.step
+                        )
                 last = self.step == self.max_steps or self.stopped_by_time_limit
-                if last or self.step % self.val_every == 0:
+                if (last or self.step % self.val_every == 0) and self.dist.is_main:
                     metrics = self.validate()
                     self._row("val", metrics, start)
                     log.info("step %d: %s", self.step, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
@@ -339,13 +427,13 @@ class Trainer:
 
     def _train_step(self, optimizer: torch.optim.Optimizer, stream: _BatchStream) -> float:
         batch = move_to_device(stream.next(), self.device)
-        loss = self._task.training_loss(batch)
+        loss = self._loss_fn(batch)
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
             shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
             raise TypeError(
                 f"{type(self.model).__name__}.training_loss must return a scalar tensor, got {shape}"
             )
-        value = float(loss.detach())
+        value = mean_over_ranks(loss)  # every rank sees the same value, so all stop together on NaN
         if not math.isfinite(value):
             raise NonFiniteLossError(step=self.step + 1, loss=value, last_checkpoint=self.last_checkpoint)
         optimizer.zero_grad(set_to_none=True)
@@ -357,7 +445,8 @@ class Trainer:
 
     def _training_metrics(self) -> dict[str, float]:
         hook = getattr(self.model, "training_metrics", None)
-        return {key: float(value) for key, value in hook().items()} if callable(hook) else {}
+        local = {key: float(value) for key, value in hook().items()} if callable(hook) else {}
+        return mean_metrics_over_ranks(local)
 
     def validate(self) -> dict[str, float]:
         """Mean of ``model.validation_metrics`` over ``data.val_batches()``; leaves every RNG untouched."""
@@ -379,16 +468,27 @@ class Trainer:
         return {key: sums[key] / counts[key] for key in sums}
 
     def _save(self, optimizer: torch.optim.Optimizer, stream: _BatchStream) -> Path:
-        """Write the checkpoint for the current step and prune old ones beyond ``keep_last``."""
+        """Write the checkpoint for the current step (rank 0) and prune old ones beyond ``keep_last``.
+
+        In a data-parallel job every rank must call this: it gathers the ranks' stream and RNG states.
+        """
+        path = checkpoint_path(self.run.path, self.step)
+        data = stream.state()
+        if self.dist.is_distributed:
+            ranks = gather_to_main({"data": data, "rng": get_rng_state()})
+            self.last_checkpoint = path
+            if ranks is None:  # not rank 0: nothing to write
+                return path
+            data = {**data, "world_size": self.dist.world_size, "ranks": ranks[1:]}
         checkpoint = Checkpoint(
             step=self.step,
             model=self.model.state_dict(),
             optimizer=optimizer.state_dict(),
             rng=get_rng_state(),
-            data=stream.state(),
+            data=data,
             config=self.config,
         )
-        path = save_checkpoint(checkpoint, checkpoint_path(self.run.path, self.step))
+        path = save_checkpoint(checkpoint, path)
         self.last_checkpoint = path
         if self.keep_last is not None:
             for old in list_checkpoints(self.run.path / CHECKPOINT_DIR)[: -self.keep_last]:
@@ -396,6 +496,8 @@ class Trainer:
         return path
 
     def _row(self, split: str, values: Mapping[str, float], start: float) -> None:
+        if not self.dist.is_main:
+            return
         elapsed = round(time.perf_counter() - start, 3)
         self.run.append_metrics({"step": self.step, "split": split, **values, "elapsed_s": elapsed})
 

@@ -21,6 +21,12 @@ training), ``metrics.jsonl`` (the loss per epoch) and PyKEEN's checkpoint ``chec
 ``resume=<earlier run folder>`` continues from that folder's checkpoint (PyKEEN restores model, optimiser,
 stopper and RNG state). PyKEEN writes and reads its checkpoints itself with ``torch.load(weights_only=False)``:
 they are trusted local files of your own runs, never files from elsewhere.
+
+One process, one GPU: PyKEEN's pipeline, its training loops and its filtered rank-based evaluation run in one
+process (PyKEEN 1.11's PyTorch Lightning modules, ``pykeen.contrib.lightning``, train on several GPUs but
+validate by the loss only, without filtered ranks, checkpoints or geoattn's ``fastlcwa`` loop). Under
+``torchrun`` with ``WORLD_SIZE > 1`` :class:`KGPipeline` refuses to start rather than train the same model
+once per process.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Any
 
 from hydra.utils import get_class
 
+from ..distributed import DistEnv
 from ..metadata import run_info, utc_now
 from ..run_dir import RunDir
 from ..trainer import TrainResult
@@ -243,6 +250,12 @@ class KGPipeline:
         """Run the job of a resolved ``geoattn-train`` config in ``run_dir`` (see the module docstring)."""
         from omegaconf import OmegaConf
 
+        world_size = DistEnv.from_environ().world_size
+        if world_size > 1:
+            raise RuntimeError(
+                f"KG training runs in one process, but WORLD_SIZE={world_size} (torchrun): every process would "
+                "train the same model; start it without torchrun (one GPU, evaluation included)"
+            )
         run = RunDir(run_dir)
         resume = config.get("resume")
         checkpoints = (Path(resume) if resume else run.path) / "checkpoints"

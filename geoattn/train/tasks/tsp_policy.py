@@ -21,6 +21,10 @@ On CUDA the forward runs under bfloat16 autocast (log-probabilities in float32).
 Data (:class:`RandomTSPInstances`): batches of uniform points in the unit square drawn from the trainer's
 seeded generator (a ``[B, n, 2]`` batch is a few kilobytes, moved to the device with the batch), following an
 optional curriculum over ``n`` (``stages``: e.g. 20 -> 50 -> 100, the last stage running until the end).
+In a data-parallel job (:mod:`geoattn.train.distributed`) each of the ``W`` processes draws
+``batch_size / W`` instances per step from its own generator (:meth:`RandomTSPInstances.shard`); the
+gradients DDP averages are then those of the loss over the ``batch_size`` instances of the global batch
+(POMO's baseline is per instance, so splitting instances across processes changes nothing in the loss).
 Validation: a fixed seeded set per size in ``val_sizes``, decoded greedily (one start) and with POMO
 multi-start x8 augmentation; gaps in percent against a reference mean length,
 :math:`100\,(\operatorname{mean} L / \operatorname{mean} L^{\text{ref}} - 1)`, where the reference is
@@ -150,6 +154,29 @@ class RandomTSPInstances:
         self.lkh_runs = _int(owner, "lkh_runs", lkh_runs, 1)
         self._val: list[Batch] | None = None
         self._pools: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.shards = 1
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Make :meth:`train_batches` yield one process's share, ``batch_size / world_size`` instances per batch.
+
+        Every process draws its share from its own generator, so ``rank`` selects nothing here: the shares
+        differ because the generators do. The global batch (all shares) keeps each stage's ``batch_size``.
+
+        Raises:
+            ValueError: a stage's ``batch_size`` that ``world_size`` does not divide, or a bad ``rank``.
+        """
+        owner = type(self).__name__
+        _int(owner, "shard world_size", world_size, 1)
+        if not 0 <= _int(owner, "shard rank", rank, 0) < world_size:
+            raise ValueError(f"{owner}: shard rank must be in [0, {world_size}), got {rank}")
+        uneven = [i for i, (_, batch_size, _) in enumerate(self.stages) if batch_size % world_size]
+        if uneven:
+            sizes = [self.stages[i][1] for i in uneven]
+            raise ValueError(
+                f"{owner}: stages{uneven} have batch_size {sizes}, not divisible by the {world_size} "
+                "processes; choose batch sizes that are multiples of the process count"
+            )
+        self.shards = world_size
 
     def train_batches(self, generator: torch.Generator) -> Iterator[Batch]:
         """The curriculum's batches, drawn from ``generator``; infinite."""
@@ -177,7 +204,8 @@ class RandomTSPInstances:
             self._pools[n] = (data.points, torch.stack(data.labels))
         return self._pools[n]
 
-    def _train_batch(self, n: int, batch_size: int, generator: torch.Generator) -> Batch:
+    def _train_batch(self, n: int, global_batch_size: int, generator: torch.Generator) -> Batch:
+        batch_size = global_batch_size // self.shards
         if self.label_count is None:
             return {"coords": torch.rand(batch_size, n, 2, generator=generator)}
         points, labels = self.labelled_pool(n)
