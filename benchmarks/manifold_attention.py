@@ -258,7 +258,9 @@ def _cat_impls() -> dict[str, Callable[[CatInputs], torch.Tensor]]:
 
     def one_pass(x: CatInputs) -> torch.Tensor:
         q, k, v, kappa, beta, gamma, alpha = x
-        return cat_attention(q, k, v, curvature=kappa, beta=beta, gamma=gamma, alpha=alpha, backend="triton")
+        return cat_attention(
+            q, k, v, curvature=kappa, beta=beta, gamma=gamma, alpha=alpha, one_pass=True, backend="triton"
+        )
 
     def fused_3h(x: CatInputs) -> torch.Tensor:
         q, k, v, kappa, beta, gamma, alpha = x

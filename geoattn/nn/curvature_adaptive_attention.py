@@ -93,8 +93,8 @@ class CurvatureAdaptiveAttention(ProjectedAttention):
     which equals mixing the three projected outputs because :math:`\sum_b \alpha_{i,b} = 1`. With
     ``shared_projections=False`` each branch has its own :math:`W_Q, W_K, W_V, W_O` (one shared output
     bias). All branches run as one batched attention over :math:`3H` heads; with shared projections, distance
-    scores and midpoint aggregation (the defaults) through :func:`geoattn.kernels.manifold_attention.cat_attention`,
-    whose Triton kernel computes the three branches in one sweep over the keys at inference on CUDA. :meth:`parameter_report` gives
+    scores and midpoint aggregation (the defaults) through :func:`geoattn.kernels.manifold_attention.cat_attention`
+    (its one-pass kernel, slower on an H200 than the :math:`3H`-head call, is not used here). :meth:`parameter_report` gives
     the counts and the overhead against a plain Euclidean :class:`ManifoldAttention`.
 
     Args:
@@ -205,11 +205,10 @@ class CurvatureAdaptiveAttention(ProjectedAttention):
         """``[B, N, H * Dh]`` -> ``[B, H, N, Dh]`` (the heads every branch shares)."""
         return t.unflatten(-1, (-1, self.head_dim)).transpose(1, 2)
 
-    def _one_pass(self, attn_mask: torch.Tensor | None) -> bool:
+    def _shared_core(self, attn_mask: torch.Tensor | None) -> bool:
         """Whether :func:`~geoattn.kernels.manifold_attention.cat_attention` computes this call: shared
-        projections, distance scores, midpoint aggregation, no ``attn_mask`` and no active dropout. It runs
-        the three branches in one sweep over K/V (the Triton kernel, inference on CUDA) or as one call over
-        ``3H`` heads, the same math as the general path."""
+        projections, distance scores, midpoint aggregation, no ``attn_mask`` and no active dropout (the same
+        math as the general path, which also serves ``attn_mask``, dropout and separate projections)."""
         return (
             self.shared_projections
             and self.score == "distance"
@@ -230,7 +229,7 @@ class CurvatureAdaptiveAttention(ProjectedAttention):
         """Self-attention of ``x`` ``[B, N, D]``: ``[B, N, D]`` (and routing ``[B, N, 3]``)."""
         check_tokens(type(self).__name__, x, self.embed_dim)
         alpha = self.router(x)  # [B, N, 3]
-        if self._one_pass(attn_mask):
+        if self._shared_core(attn_mask):
             mixed = cat_attention(
                 *(self._shared_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj)),
                 curvature=self.geometry.curvature(),

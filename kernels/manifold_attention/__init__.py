@@ -158,6 +158,7 @@ def cat_attention(
     alpha: torch.Tensor,
     key_padding_mask: torch.Tensor | None = None,
     causal: bool = False,
+    one_pass: bool = False,
     backend: Backend = "auto",
 ) -> torch.Tensor:
     r"""Curvature-adaptive attention over shared tangent heads: ``G`` geometries mixed per query.
@@ -171,12 +172,15 @@ def cat_attention(
         alpha: ``[B, N, G]`` routing weights.
         key_padding_mask: ``[B, M]`` bool, ``True`` = padding. Default ``None``.
         causal: mask keys ``j > i``. Default ``False``.
+        one_pass: allow the one-pass kernel (below). Default ``False``: on an H200 it measured slower than
+            the one fused call over ``3H`` heads (bf16, B=4, H=16, D=64: 20.6 vs 16.3 ms at N=4096, 4.5 vs
+            2.6 ms at N=1024; ``benchmarks/manifold_attention.py``, benchmarks/RESULTS.md).
         backend: as :func:`manifold_attention`. Default ``"auto"``.
 
     Returns:
         ``[B, H, N, Dv]``: :math:`\sum_b \alpha_{i,b} \log_0^{\kappa_b}(o^b_i)`.
 
-    With the Triton backend, ``G = 3``, a kernel dtype, head dims up to 128 and **no gradient required**,
+    With ``one_pass=True``, the Triton backend, ``G = 3``, a kernel dtype, head dims up to 128 and **no gradient required**,
     one kernel computes the three branches from one sweep over ``K``/``V`` (one ``Q K^T`` per tile shared by
     the branches, whose points are row rescalings of the shared tangent heads). Otherwise (training, other
     ``G``) the branches run as one :func:`manifold_attention` call over ``G*H`` heads (the fused kernel on
@@ -200,7 +204,8 @@ def cat_attention(
         t.requires_grad for t in (q, k, v, curvature, beta, gamma, alpha)
     )
     if (
-        which == "triton"
+        one_pass
+        and which == "triton"
         and branches == 3
         and not needs_grad
         and q.dtype in _KERNEL_DTYPES

@@ -278,7 +278,8 @@ def _cat_inputs(device: str, dtype: torch.dtype, n: int = 17, m: int = 19, d: in
 def test_one_pass_cat_matches_reference(
     device: str, dtype: torch.dtype, causal: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without autograd the one-pass kernel runs (and only it: the per-branch kernel must not be called)."""
+    """With one_pass=True and no autograd the one-pass kernel runs (and only it: the per-branch kernel must not
+    be called)."""
 
     def boom(*args: Any, **kwargs: Any) -> torch.Tensor:
         raise AssertionError("the per-branch kernel was called")
@@ -286,7 +287,7 @@ def test_one_pass_cat_matches_reference(
     monkeypatch.setattr(ma_kernel, "manifold_attention_triton", boom)
     inputs = _cat_inputs(device, dtype)
     with torch.no_grad():
-        out = cat_attention(**inputs, causal=causal, backend="triton")
+        out = cat_attention(**inputs, causal=causal, one_pass=True, backend="triton")
     ref = cat_attention_reference(
         **{n: t.cpu().double() for n, t in inputs.items() if n != "key_padding_mask"},
         key_padding_mask=inputs["key_padding_mask"].cpu(),
@@ -444,3 +445,21 @@ def test_gpu_many_tiles(dtype: torch.dtype, d: int, score: str, aggregation: str
 def test_gpu_autotuned_causal_bfloat16() -> None:
     """Large enough (B*H*N*M >= 2^24) for the autotuned forward configs."""
     _compare("cuda", batch=2, n=1500, m=1500, d=64, dtype=torch.bfloat16, causal=True, seed=9)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_cat_without_one_pass_runs_the_branch_kernel(device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default (one_pass=False, measured faster on an H200) never calls the one-pass kernel."""
+
+    def boom(*args: Any, **kwargs: Any) -> torch.Tensor:
+        raise AssertionError("the one-pass kernel was called")
+
+    monkeypatch.setattr(ma_kernel, "cat_attention_triton", boom)
+    inputs = _cat_inputs(device, torch.float32, n=9, m=9)
+    with torch.no_grad():
+        out = cat_attention(**inputs, backend="triton")
+    ref = cat_attention_reference(
+        **{n: t.cpu().double() for n, t in inputs.items() if n != "key_padding_mask"},
+        key_padding_mask=inputs["key_padding_mask"].cpu(),
+    )
+    torch.testing.assert_close(out.cpu().double(), ref, rtol=1e-5, atol=1e-6)

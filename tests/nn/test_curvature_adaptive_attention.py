@@ -257,7 +257,7 @@ def test_invalid_arguments(kwargs: dict, match: str) -> None:  # type: ignore[ty
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_one_pass_core_equals_the_general_path(causal: bool) -> None:
+def test_shared_core_equals_the_general_path(causal: bool) -> None:
     """Shared projections + distance + midpoint go through cat_attention; an all-False attn_mask forces the
     general path (three branches as 3H heads, mixed after out_proj's input): outputs and gradients agree."""
     torch.manual_seed(0)
@@ -265,7 +265,7 @@ def test_one_pass_core_equals_the_general_path(causal: bool) -> None:
     x = torch.randn(2, 7, 12, dtype=torch.float64)
     padding = torch.zeros(2, 7, dtype=torch.bool)
     padding[1, 5:] = True
-    assert layer._one_pass(None) and not layer._one_pass(torch.zeros(7, 7, dtype=torch.bool))
+    assert layer._shared_core(None) and not layer._shared_core(torch.zeros(7, 7, dtype=torch.bool))
     outs, grads = [], []
     for mask in (None, torch.zeros(7, 7, dtype=torch.bool)):
         layer.zero_grad()
