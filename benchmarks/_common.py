@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["environment", "git_sha", "markdown_table", "median_ms", "write_report"]
+__all__ = ["environment", "git_sha", "kernel_benchmark_device", "markdown_table", "median_ms", "write_report"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,9 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 def git_sha() -> str:
     """The checked-out commit, with ``+dirty`` when tracked files differ from it.
 
-    Where the tree has no ``.git`` (the GPU host receives a copy without it), ``GEOATTN_GIT_SHA`` from the
-    environment is used, else ``unknown``.
+    ``GEOATTN_GIT_SHA`` from the environment wins when set: the GPU host receives a copy of the working tree
+    whose ``.git``, if any, may be stale (it has read an older commit there). Without either, ``unknown``.
     """
+    if override := os.environ.get("GEOATTN_GIT_SHA"):
+        return override
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
@@ -38,7 +40,7 @@ def git_sha() -> str:
             ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("GEOATTN_GIT_SHA", "unknown")
+        return "unknown"
     return sha + ("+dirty" if dirty else "")
 
 

@@ -22,6 +22,7 @@ Smoke test (any machine; tiny sizes on CPU, times are meaningless)::
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import sys
 import time
@@ -100,6 +101,7 @@ def measure(
     cuda = torch.cuda.is_available()
     try:
         if cuda:
+            gc.collect()  # free earlier rows' graph pools now, not inside this row's window (negative MiB)
             torch.cuda.synchronize()
             torch.cuda.empty_cache()
             base = torch.cuda.memory_allocated()
