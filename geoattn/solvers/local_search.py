@@ -9,9 +9,12 @@ Memory: the distance matrix ``[B, n, n]`` plus about four ``[B', n, n]`` tempora
 ``n`` up to a few hundred. Time per iteration is :math:`O(B' n^2)`; the number of iterations grows with
 ``n`` (roughly linearly from a random tour), so tours from a decent constructor converge much faster.
 
-Backends: these are the torch implementations. A Triton implementation will come in behind the same
-functions as an added keyword-only argument ``backend="auto" | "torch" | "triton"`` (as in
-:mod:`geoattn.kernels`), giving the same tours; existing calls stay valid.
+Backends: :func:`two_opt` takes ``backend="auto" | "torch" | "triton"`` (as in :mod:`geoattn.kernels`);
+with ``"triton"`` its best-improvement search on float32/float64 distances runs the persistent Triton kernel
+of :mod:`geoattn.kernels.two_opt` (one program per instance, the whole search in one launch, memory: the
+distance matrix only), giving bitwise the same tours. ``"auto"`` stays on torch until that kernel has passed
+its tests compiled on a GPU (so far it is tested through Triton's interpreter only). ``first_improvement=True`` runs in
+torch on every backend; :func:`or_opt` takes the same keyword but has no kernel yet.
 """
 
 from __future__ import annotations
@@ -21,12 +24,17 @@ from typing import NamedTuple
 
 import torch
 
+from ..kernels import Backend, resolve_backend
+from ..kernels.two_opt import TRITON_IMPLEMENTED, two_opt_search
+from ..kernels.two_opt.reference import next_edges, reverse_segments, tour_ordered, two_opt_deltas
 from ._tour import check_instances, distance_matrix, tour_length_from_distances
 
 __all__ = ["LocalSearchResult", "or_opt", "two_opt"]
 
 # A move generator: (P [A, n, n], tours [A, n], tol [A], first_improvement) -> (improved [A], tours [A, n]).
 _Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor]]
+# A whole search: (distances [B, n, n], tours [B, n], tol [B], max_iterations) -> new tours [B, n].
+_Run = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int | None], torch.Tensor]
 
 
 class LocalSearchResult(NamedTuple):
@@ -39,20 +47,6 @@ class LocalSearchResult(NamedTuple):
 
     tours: torch.Tensor
     lengths: torch.Tensor
-
-
-def _tour_ordered(distances: torch.Tensor, tours: torch.Tensor) -> torch.Tensor:
-    """``P[b, i, j] = D[b, t_i, t_j]``, ``[A, n, n]``."""
-    n = tours.shape[1]
-    rows = distances.gather(1, tours[:, :, None].expand(-1, -1, n))
-    return rows.gather(2, tours[:, None, :].expand(-1, n, -1))
-
-
-def _next_edges(p: torch.Tensor) -> torch.Tensor:
-    """``e[b, i] = P[b, i, i + 1 mod n]``, the tour's edge lengths, ``[A, n]``."""
-    n = p.shape[1]
-    nxt = torch.arange(n, device=p.device).roll(-1)
-    return p.gather(2, nxt.expand(p.shape[0], n)[:, :, None])[:, :, 0]
 
 
 def _pick(
@@ -71,17 +65,15 @@ def _two_opt_step(
     p: torch.Tensor, tours: torch.Tensor, tol: torch.Tensor, first: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     n = tours.shape[1]
-    e = _next_edges(p)
-    # Move (i, j), i < j: edges (t_i, t_{i+1}) and (t_j, t_{j+1}) become (t_i, t_j) and (t_{i+1}, t_{j+1}).
-    delta = ((p + p.roll((-1, -1), dims=(1, 2))) - e[:, :, None]) - e[:, None, :]  # [A, n, n]
-    pos = torch.arange(n, device=p.device)
-    i, j = pos[:, None], pos[None, :]
-    valid = (j >= i + 2) & ~((i == 0) & (j == n - 1))  # the two edges must not touch
-    delta = delta.masked_fill(~valid, torch.inf).flatten(1)
-    improved, index, _ = _pick(delta, tol, first)
-    i, j = (index // n)[:, None], (index % n)[:, None]
-    reverse = (pos > i) & (pos <= j) & improved[:, None]  # reverse t_{i+1} .. t_j
-    return improved, tours.gather(1, torch.where(reverse, i + 1 + j - pos, pos))
+    improved, index, _ = _pick(two_opt_deltas(p).flatten(1), tol, first)
+    return improved, reverse_segments(tours, index // n, index % n, improved)
+
+
+def _two_opt_kernel(
+    distances: torch.Tensor, tours: torch.Tensor, tol: torch.Tensor, max_iterations: int | None
+) -> torch.Tensor:
+    """The whole best-improvement search in the Triton kernel of :mod:`geoattn.kernels.two_opt`."""
+    return two_opt_search(distances, tours, tol, max_iterations=max_iterations, backend="triton")
 
 
 def _or_opt_delta(p: torch.Tensor, e: torch.Tensor, s: int, reverse: bool) -> torch.Tensor:
@@ -104,7 +96,7 @@ def _or_opt_step(
     p: torch.Tensor, tours: torch.Tensor, tol: torch.Tensor, first: bool, max_segment: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     rows, n = tours.shape
-    e = _next_edges(p)
+    e = next_edges(p)
     found = torch.zeros(rows, dtype=torch.bool, device=p.device)
     best = torch.full((rows,), torch.inf, dtype=p.dtype, device=p.device)
     index = torch.zeros(rows, dtype=torch.long, device=p.device)
@@ -132,16 +124,39 @@ def _or_opt_step(
     return found, tours.gather(1, src)
 
 
+def _batched(step: _Step, first: bool) -> _Run:
+    """The search that applies ``step`` to every instance still improving, iteration after iteration."""
+
+    def run(
+        distances: torch.Tensor, tours: torch.Tensor, tol: torch.Tensor, max_iterations: int | None
+    ) -> torch.Tensor:
+        current = tours.clone()
+        active = torch.ones(tours.shape[0], dtype=torch.bool, device=tours.device)
+        iteration = 0
+        while max_iterations is None or iteration < max_iterations:
+            rows = active.nonzero()[:, 0]
+            if rows.numel() == 0:
+                break
+            sub = current[rows]
+            improved, sub = step(tour_ordered(distances[rows], sub), sub, tol[rows], first)
+            current[rows] = sub
+            active[rows] = improved
+            iteration += 1
+        return current
+
+    return run
+
+
 def _search(
     owner: str,
     coords: torch.Tensor | None,
     tours: torch.Tensor,
     distances: torch.Tensor | None,
     max_iterations: int | None,
-    first_improvement: bool,
     tolerance: float | None,
-    step: _Step,
+    run: _Run,
 ) -> LocalSearchResult:
+    """Checks, distances and thresholds, the search ``run``, lengths and the never-longer safety net."""
     if coords is None and distances is None:
         raise ValueError(f"{owner}: pass coords or distances")
     check_instances(owner, coords, tours, distances)
@@ -156,22 +171,10 @@ def _search(
         elif not torch.equal(distances, distances.transpose(1, 2)):
             raise ValueError(f"{owner}: distances must be symmetric (D[b, i, j] == D[b, j, i])")
         distances = distances.detach()
-        batch, n = tours.shape
+        n = tours.shape[1]
         start = tour_length_from_distances(distances, tours)
         rel = n * torch.finfo(distances.dtype).eps if tolerance is None else tolerance
-        tol = rel * start
-        current = tours.clone()
-        active = torch.ones(batch, dtype=torch.bool, device=tours.device)
-        iteration = 0
-        while max_iterations is None or iteration < max_iterations:
-            rows = active.nonzero()[:, 0]
-            if rows.numel() == 0:
-                break
-            sub = current[rows]
-            improved, sub = step(_tour_ordered(distances[rows], sub), sub, tol[rows], first_improvement)
-            current[rows] = sub
-            active[rows] = improved
-            iteration += 1
+        current = run(distances, tours, rel * start, max_iterations)
         lengths = tour_length_from_distances(distances, current)
         # A safety net against rounding: the tolerance makes it unreachable in practice.
         worse = lengths > start
@@ -188,6 +191,7 @@ def two_opt(
     first_improvement: bool = False,
     distances: torch.Tensor | None = None,
     tolerance: float | None = None,
+    backend: Backend = "auto",
 ) -> LocalSearchResult:
     r"""2-opt local search on a batch of closed tours: reverse segments while that shortens the tour.
 
@@ -216,15 +220,24 @@ def two_opt(
             rounded distances). (default: ``None``)
         tolerance: relative improvement threshold; ``None``: :math:`n\,\varepsilon` of the dtype.
             (default: ``None``)
+        backend: ``"auto"`` (torch for now: see the module docstring), ``"torch"`` or ``"triton"`` (the
+            kernel of :mod:`geoattn.kernels.two_opt`; CUDA tensors, or CPU tensors under
+            ``TRITON_INTERPRET=1``); every backend gives the same tours. The kernel runs the
+            best-improvement search on float32/float64 distances; ``first_improvement=True`` and other
+            dtypes run in torch. (default: ``"auto"``)
 
     Returns:
         :class:`LocalSearchResult` ``(tours [B, n], lengths [B])``; tours are never longer than the input.
 
     Memory and time: see :mod:`geoattn.solvers.local_search`.
     """
-    return _search(
-        "two_opt", coords, tours, distances, max_iterations, first_improvement, tolerance, _two_opt_step
-    )
+    inputs = [t for t in (tours, coords, distances) if t is not None]
+    # "auto" stays on torch until the kernel has passed its GPU tests (issue 11); "triton" opts in.
+    chosen: Backend = "torch" if backend == "auto" else backend
+    which = resolve_backend(chosen, *inputs, op="two_opt", implemented=TRITON_IMPLEMENTED)
+    use_kernel = which == "triton" and not first_improvement
+    run = _two_opt_kernel if use_kernel else _batched(_two_opt_step, first_improvement)
+    return _search("two_opt", coords, tours, distances, max_iterations, tolerance, run)
 
 
 def or_opt(
@@ -236,6 +249,7 @@ def or_opt(
     max_segment: int = 3,
     distances: torch.Tensor | None = None,
     tolerance: float | None = None,
+    backend: Backend = "auto",
 ) -> LocalSearchResult:
     r"""Or-opt local search: move a segment of 1 to ``max_segment`` consecutive cities elsewhere, maybe reversed.
 
@@ -255,7 +269,10 @@ def or_opt(
 
     Args:
         max_segment: the longest segment moved (Or-opt's classic 3). (default: ``3``)
+        backend: as for :func:`two_opt`, but Or-opt has no Triton kernel yet: ``"auto"`` and ``"torch"``
+            run torch, ``"triton"`` raises ``NotImplementedError``. (default: ``"auto"``)
     """
+    resolve_backend(backend, tours, op="or_opt", implemented=False)
     if max_segment < 1:
         raise ValueError(f"or_opt: max_segment must be >= 1, got {max_segment}")
 
@@ -264,4 +281,6 @@ def or_opt(
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return _or_opt_step(p, tours, tol, first, max_segment)
 
-    return _search("or_opt", coords, tours, distances, max_iterations, first_improvement, tolerance, step)
+    return _search(
+        "or_opt", coords, tours, distances, max_iterations, tolerance, _batched(step, first_improvement)
+    )
