@@ -1,6 +1,10 @@
 """Test-suite set-up: Triton's interpreter on CPU-only machines, warning filters, the ``gpu`` marker."""
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,3 +30,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture
+def run_example() -> Callable[..., str]:
+    """``run(name, *args, timeout=180)``: run ``examples/<name>`` in a fresh interpreter, assert that it exits
+    with status 0 (showing its stderr otherwise) and return its stdout."""
+
+    def run(name: str, *args: str, timeout: float = 180) -> str:
+        done = subprocess.run(
+            [sys.executable, str(EXAMPLES / name), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    return run

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "cat_attention.py"
+from collections.abc import Callable
 
 
-def test_cat_attention_example_smoke() -> None:
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--seed", "1"], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+def test_cat_attention_example_smoke(run_example: Callable[..., str]) -> None:
+    out = run_example("cat_attention.py", "--smoke", "--seed", "1")
     assert "euclidean" in out and "hyperbolic" in out and "spherical" in out
     for line in ("layer 0 ", "layer 1 ", "conv1 tree nodes", "conv2 ring nodes"):
         routing = next(row for row in out.splitlines() if row.startswith(line) and "curvature" not in row)

@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "examples" / "kg_pipeline.py"
 DATA = ROOT.parent / "shared" / "data" / "kg"
 
 
-def test_kg_pipeline_example_smoke() -> None:
+def test_kg_pipeline_example_smoke(run_example: Callable[..., str]) -> None:
     if not (DATA / "FB15k-237").is_dir():
         pytest.skip(f"FB15k-237 not found under {DATA}")
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--data-root", str(DATA)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    rows = [line for line in result.stdout.splitlines() if "filtered MRR" in line]
+    out = run_example("kg_pipeline.py", "--smoke", "--data-root", str(DATA), timeout=300)
+    rows = [line for line in out.splitlines() if "filtered MRR" in line]
     assert [row.split(" loss")[0].strip() for row in rows] == ["CAT", "RotH (on the ball, RiemannianAdam)"]
     for row in rows:
         mrr = float(re.search(r"filtered MRR (\S+)", row).group(1))  # type: ignore[union-attr]

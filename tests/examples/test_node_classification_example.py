@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "examples" / "node_classification.py"
 DATA = Path(os.environ.get("GEOATTN_DATA") or ROOT.parent / "shared" / "data" / "graphs")
 
 
-def test_node_classification_example_smoke() -> None:
+def test_node_classification_example_smoke(run_example: Callable[..., str]) -> None:
     if not (DATA / "planetoid" / "Cora").is_dir():
         pytest.skip(f"Cora not found under {DATA} (set GEOATTN_DATA)")
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--data-root", str(DATA), "--device", "cpu"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+    out = run_example("node_classification.py", "--smoke", "--data-root", str(DATA), "--device", "cpu")
     assert out.startswith("cora: 2708 nodes")
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("cat ", "gat "))}
     assert set(rows) == {"cat", "gat"} and all(row[1] == "2" for row in rows.values())  # 2 epochs each

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "solve_tsp.py"
+from collections.abc import Callable
 
 
-def test_solve_tsp_example_smoke() -> None:
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--device", "cpu"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
+def test_solve_tsp_example_smoke(run_example: Callable[..., str]) -> None:
+    lines = run_example("solve_tsp.py", "--smoke", "--device", "cpu").strip().splitlines()
     assert len(lines) == 5
     assert [line.split()[2] for line in lines[:3]] == ["greedy", "multistart", "multistart"]
     assert all(line.split()[0] == "berlin52" and "to 7542" in line for line in lines[:3])

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "train_tsp_policy.py"
 
-
-def test_train_tsp_policy_example_smoke(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+def test_train_tsp_policy_example_smoke(tmp_path: Path, run_example: Callable[..., str]) -> None:
+    lines = run_example("train_tsp_policy.py", "--smoke", "--out", str(tmp_path)).splitlines()
     assert lines[0].startswith("trained 4 steps: ") and "aug_gap_n20=" in lines[0]
     assert (tmp_path / "weights" / "example.safetensors").is_file()
     rows = {line[:20].strip(): float(line[20:32]) for line in lines[3:]}
