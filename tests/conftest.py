@@ -32,17 +32,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_gpu)
 
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def run_example() -> Callable[..., str]:
-    """``run(name, *args, timeout=180)``: run ``examples/<name>`` in a fresh interpreter, assert that it exits
-    with status 0 (showing its stderr otherwise) and return its stdout."""
+def run_script() -> Callable[..., str]:
+    """``run(path, *args, timeout=180)``: run the script at ``path`` (relative to the repository root, e.g.
+    ``examples/solve_tsp.py``) in a fresh interpreter, assert that it exits with status 0 (showing its
+    stderr otherwise) and return its stdout."""
 
-    def run(name: str, *args: str, timeout: float = 180) -> str:
+    def run(path: str, *args: str, timeout: float = 180) -> str:
         done = subprocess.run(
-            [sys.executable, str(EXAMPLES / name), *args],
+            [sys.executable, str(REPO / path), *args],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -50,5 +51,15 @@ def run_example() -> Callable[..., str]:
         )
         assert done.returncode == 0, done.stderr
         return done.stdout
+
+    return run
+
+
+@pytest.fixture
+def run_example(run_script: Callable[..., str]) -> Callable[..., str]:
+    """``run(name, *args, timeout=180)``: :func:`run_script` for ``examples/<name>``."""
+
+    def run(name: str, *args: str, timeout: float = 180) -> str:
+        return run_script(f"examples/{name}", *args, timeout=timeout)
 
     return run

@@ -3,38 +3,34 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "kg" / "results_table.py"
 DATA = ROOT.parent / "shared" / "data" / "kg"
 
 
-def _run(out: Path) -> str:
-    args = ["--smoke", "--datasets", "fb15k237", "--models", "cat_hyperbolic", "--data-root", str(DATA)]
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), *args, "--out-dir", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+@pytest.fixture
+def run_table(run_script: Callable[..., str]) -> Callable[[Path], str]:
+    """``run(out)``: ``benchmarks/kg/results_table.py --smoke`` for one tiny experiment, writing to ``out``."""
+
+    def run(out: Path) -> str:
+        args = ["--smoke", "--datasets", "fb15k237", "--models", "cat_hyperbolic", "--data-root", str(DATA)]
+        return run_script("benchmarks/kg/results_table.py", *args, "--out-dir", str(out), timeout=300)
+
+    return run
 
 
-def test_results_table_smoke(tmp_path: Path) -> None:
+def test_results_table_smoke(tmp_path: Path, run_table: Callable[[Path], str]) -> None:
     if not (DATA / "FB15k-237").is_dir():
         pytest.skip(f"FB15k-237 not found under {DATA}")
-    _run(tmp_path)
+    run_table(tmp_path)
     (run,) = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert run["experiment"] == "fb15k237_cat_hyperbolic" and run["seed"] == 0 and run["num_epochs"] == 1
     assert 0.0 < run["test"]["mrr"] <= 1.0 and run["num_parameters"] > 0
-    assert "skip fb15k237_cat_hyperbolic seed 0" in _run(tmp_path)  # the restart reuses the logged run
+    assert "skip fb15k237_cat_hyperbolic seed 0" in run_table(tmp_path)  # the restart reuses the logged run
     report = (tmp_path / "kg_results.md").read_text()
     for text in ("### FB15k-237 (filtered, test split)", "| CAT, hyperbolic only ", "- git:", "dropped"):
         assert text in report

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,32 +13,20 @@ ROOT = Path(__file__).resolve().parents[2]
 TSPLIB = ROOT.parent / "shared" / "data" / "tsplib"
 
 
-def _run(script: str, out: Path, *extra: str) -> str:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "tsp" / script),
-            "--smoke",
-            "--workers",
-            "1",
-            *extra,
-            "--out-dir",
-            str(out),
-            "--cache",
-            str(out / "cache"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+@pytest.fixture
+def run_benchmark(run_script: Callable[..., str]) -> Callable[..., str]:
+    """``run(script, out, *extra)``: ``benchmarks/tsp/<script> --smoke`` writing to ``out`` (cache inside)."""
+
+    def run(script: str, out: Path, *extra: str) -> str:
+        args = ["--smoke", "--workers", "1", *extra, "--out-dir", str(out), "--cache", str(out / "cache")]
+        return run_script(f"benchmarks/tsp/{script}", *args, timeout=300)
+
+    return run
 
 
-def test_random_uniform_smoke_resumes(tmp_path: Path) -> None:
+def test_random_uniform_smoke_resumes(tmp_path: Path, run_benchmark: Callable[..., str]) -> None:
     pytest.importorskip("elkai")
-    out = _run("random_uniform.py", tmp_path)
+    out = run_benchmark("random_uniform.py", tmp_path)
     rows = [
         json.loads(line) for line in (tmp_path / "tsp_random_uniform_runs.jsonl").read_text().splitlines()
     ]
@@ -71,19 +59,19 @@ def test_random_uniform_smoke_resumes(tmp_path: Path) -> None:
     ):
         assert text in report, text
     assert "chunks cached, computing 1" in out
-    again = _run("random_uniform.py", tmp_path)
+    again = run_benchmark("random_uniform.py", tmp_path)
     assert "chunks cached" not in again  # every row is in the runs file: nothing is recomputed
     (tmp_path / "tsp_random_uniform_runs.jsonl").write_text("")  # the rows lost, the reference cache kept
-    again = _run("random_uniform.py", tmp_path)
+    again = run_benchmark("random_uniform.py", tmp_path)
     assert "1/1 chunks cached, computing 0" in again and "computing 1" not in again
     assert len((tmp_path / "tsp_random_uniform_runs.jsonl").read_text().splitlines()) == len(rows)
 
 
-def test_tsplib_sample_smoke(tmp_path: Path) -> None:
+def test_tsplib_sample_smoke(tmp_path: Path, run_benchmark: Callable[..., str]) -> None:
     pytest.importorskip("elkai")
     if not (TSPLIB / "optimal.csv").is_file():
         pytest.skip(f"{TSPLIB} not found")
-    _run("tsplib_sample.py", tmp_path, "--data", str(TSPLIB))
+    run_benchmark("tsplib_sample.py", tmp_path, "--data", str(TSPLIB))
     report = (tmp_path / "tsp_tsplib_sample.md").read_text()
     lines = [line for line in report.splitlines() if line.startswith(("| burma14", "| att48", "| eil51"))]
     assert len(lines) == 3
