@@ -167,7 +167,12 @@ def process_group(device: torch.device) -> Iterator[DistEnv]:
     except BaseException:
         dist.destroy_process_group()
         raise
-    dist.barrier()
+    # Wait for every rank through the rendezvous store, not dist.barrier(): gloo sends asynchronously, so a
+    # rank whose last collective (a barrier too) has returned may still have a send in flight, and exiting
+    # then left a peer waiting forever (seen under load). A rank reaches this point only after its own last
+    # collective completed, which needs every peer's sends: once all ranks are here, nothing is in flight.
+    store.set(f"done/{rank}", "1")
+    store.wait([f"done/{r}" for r in range(world_size)])
     dist.destroy_process_group()
 
 
