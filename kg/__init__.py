@@ -64,9 +64,9 @@ def register() -> None:
         if optimizer_resolver.lookup_dict.get(optimizer_resolver.normalize_cls(optimizer)) is not optimizer:
             optimizer_resolver.register(optimizer)
     # the 1-N training loop with labels on the device: training_loop="fastlcwa"
-    if training_loop_resolver.lookup_dict.get(training_loop_resolver.normalize_cls(FastLCWATrainingLoop)) is not (
-        FastLCWATrainingLoop
-    ):
+    if training_loop_resolver.lookup_dict.get(
+        training_loop_resolver.normalize_cls(FastLCWATrainingLoop)
+    ) is not (FastLCWATrainingLoop):
         training_loop_resolver.register(FastLCWATrainingLoop)
 
 
