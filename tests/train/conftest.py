@@ -7,10 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-import geoattn.train  # noqa: F401  (registers the structured configs)
+from geoattn.train import load_checkpoint, train  # importing geoattn.train registers the structured configs
 
 # Loop settings for every task.
 TINY = [
@@ -50,3 +51,30 @@ def compose_train() -> Callable[..., DictConfig]:
             return cfg
 
     return _compose
+
+
+@pytest.fixture
+def assert_resume_matches(
+    compose_train: Callable[..., DictConfig], tmp_path: Path
+) -> Callable[..., dict[str, dict[str, torch.Tensor]]]:
+    """``assert_resume_matches(*overrides, total=3, first=1)``: train ``total`` steps straight, and ``first``
+    steps then the rest resumed from the checkpoint; assert equal parameters and validation metrics. Returns the
+    model state dicts of the ``"straight"``, ``"first"`` and ``"second"`` runs for further checks."""
+
+    def _check(*overrides: str, total: int = 3, first: int = 1) -> dict[str, dict[str, torch.Tensor]]:
+        common = [*overrides, f"trainer.val_every={total + 100}", f"trainer.ckpt_every={total + 100}"]
+        straight = train(compose_train(*common, f"trainer.max_steps={total}"), run_dir=tmp_path / "straight")
+        head = train(compose_train(*common, f"trainer.max_steps={first}"), run_dir=tmp_path / "first")
+        second = train(
+            compose_train(*common, f"trainer.max_steps={total}", f"resume={tmp_path / 'first'}"),
+            run_dir=tmp_path / "second",
+        )
+        assert head.step == first and straight.step == second.step == total
+        states = {name: load_checkpoint(tmp_path / name).model for name in ("straight", "first", "second")}
+        assert states["straight"].keys() == states["second"].keys()
+        for key, value in states["straight"].items():
+            assert torch.equal(value, states["second"][key]), key
+        assert straight.val_metrics == second.val_metrics
+        return states
+
+    return _check
