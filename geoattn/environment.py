@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 import torch
 
 from geoattn.kernels import KERNELS, triton_available, triton_implemented
+from geoattn.kernels.backend import UNVERIFIED_ON_GPU
 
 __all__ = [
     "REPORTED_PACKAGES",
@@ -50,6 +51,8 @@ def kernel_backend(op: str, *, cuda: bool) -> str:
     """What ``backend="auto"`` runs for kernel ``op`` here, in words (truthful per kernel)."""
     if not triton_implemented(op):
         return "torch reference (no Triton kernel yet)"
+    if op in UNVERIFIED_ON_GPU:
+        return "torch reference (Triton kernel not yet tested on a GPU: backend='triton' opts in)"
     if cuda and triton_available():
         return "triton (CUDA tensors); torch reference for CPU tensors"
     if cuda:

@@ -13,7 +13,7 @@ Backends: :func:`two_opt` takes ``backend="auto" | "torch" | "triton"`` (as in :
 with ``"triton"`` its best-improvement search on float32/float64 distances runs the persistent Triton kernel
 of :mod:`geoattn.kernels.two_opt` (one program per instance, the whole search in one launch, memory: the
 distance matrix only), giving bitwise the same tours. ``"auto"`` stays on torch until that kernel has passed
-its tests compiled on a GPU (so far it is tested through Triton's interpreter only). ``first_improvement=True`` runs in
+its tests compiled on a GPU (:data:`geoattn.kernels.backend.UNVERIFIED_ON_GPU`). ``first_improvement=True`` runs in
 torch on every backend; :func:`or_opt` takes the same keyword but has no kernel yet.
 """
 
@@ -232,9 +232,7 @@ def two_opt(
     Memory and time: see :mod:`geoattn.solvers.local_search`.
     """
     inputs = [t for t in (tours, coords, distances) if t is not None]
-    # "auto" stays on torch until the kernel has passed its GPU tests (issue 11); "triton" opts in.
-    chosen: Backend = "torch" if backend == "auto" else backend
-    which = resolve_backend(chosen, *inputs, op="two_opt", implemented=TRITON_IMPLEMENTED)
+    which = resolve_backend(backend, *inputs, op="two_opt", implemented=TRITON_IMPLEMENTED)
     use_kernel = which == "triton" and not first_improvement
     run = _two_opt_kernel if use_kernel else _batched(_two_opt_step, first_improvement)
     return _search("two_opt", coords, tours, distances, max_iterations, tolerance, run)

@@ -305,3 +305,11 @@ def test_gpu_auto_stays_on_torch_until_the_kernel_is_verified(kernel_calls: list
     two_opt(coords, tours, first_improvement=True, backend="triton")
     two_opt(coords.cpu(), tours.cpu())
     assert kernel_calls == [(2, 20)]  # first improvement and CPU tensors run in torch
+
+
+def test_info_says_auto_keeps_the_unverified_kernel_on_torch() -> None:
+    from geoattn.environment import kernel_backend
+    from geoattn.kernels.backend import UNVERIFIED_ON_GPU
+
+    assert "two_opt" in UNVERIFIED_ON_GPU
+    assert kernel_backend("two_opt", cuda=True).startswith("torch reference (Triton kernel not yet tested")
