@@ -68,24 +68,12 @@ def test_tsp_experiment_trains_two_steps(name: str, compose_train: Compose, tmp_
     )
 
 
-def test_tsp_resume_matches_a_straight_run(compose_train: Compose, tmp_path: Path) -> None:
+def test_tsp_resume_matches_a_straight_run(
+    assert_resume_matches: Callable[..., dict[str, dict[str, torch.Tensor]]],
+) -> None:
     # 3 steps straight vs 1 step, then 2 more: crosses the curriculum's stage boundary after the resume.
-    common = ["experiment=tsp/pomo_curriculum", *TINY_TSP, "trainer.val_every=100", "trainer.ckpt_every=100"]
-    straight = train(compose_train(*common, "trainer.max_steps=3"), run_dir=tmp_path / "straight")
-    first = train(compose_train(*common, "trainer.max_steps=1"), run_dir=tmp_path / "first")
-    second = train(
-        compose_train(*common, "trainer.max_steps=3", f"resume={tmp_path / 'first'}"),
-        run_dir=tmp_path / "second",
-    )
-    assert first.step == 1 and straight.step == second.step == 3
-    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "second")
-    assert a.model.keys() == b.model.keys()
-    for key in a.model:
-        assert torch.equal(a.model[key], b.model[key]), key
-    assert not torch.equal(
-        a.model["policy.embed.weight"], load_checkpoint(tmp_path / "first").model["policy.embed.weight"]
-    )
-    assert straight.val_metrics == second.val_metrics
+    states = assert_resume_matches("experiment=tsp/pomo_curriculum", *TINY_TSP, total=3, first=1)
+    assert not torch.equal(states["straight"]["policy.embed.weight"], states["first"]["policy.embed.weight"])
 
 
 def test_time_limit_stops_with_a_checkpoint_and_resumes(compose_train: Compose, tmp_path: Path) -> None:
