@@ -42,8 +42,7 @@ def two_opt_search(
         tours: ``[B, n]`` long, a permutation of ``0 .. n-1`` per row.
         tol: ``[B]`` thresholds :math:`\ge 0`: a move is applied only if :math:`\Delta < -\text{tol}_b`.
         max_iterations: the most moves per instance; ``None``: until no move improves. (default: ``None``)
-        backend: ``"auto"`` (the torch reference while ``"two_opt"`` is in
-            :data:`~geoattn.kernels.backend.UNVERIFIED_ON_GPU`, then Triton for CUDA tensors), ``"torch"`` or
+        backend: ``"auto"`` (Triton for CUDA tensors, the torch reference otherwise), ``"torch"`` or
             ``"triton"`` (CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``). (default: ``"auto"``)
 
     Returns:

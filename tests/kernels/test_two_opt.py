@@ -295,21 +295,19 @@ def test_gpu_benchmark_sizes(n: int, batch: int) -> None:
 
 
 @pytest.mark.gpu
-def test_gpu_auto_stays_on_torch_until_the_kernel_is_verified(kernel_calls: list[tuple[int, ...]]) -> None:
-    """solvers.two_opt's "auto" runs torch until these GPU tests have passed (then it should pick the kernel
-    on CUDA, as every other op does); "triton" opts in."""
+def test_gpu_auto_runs_the_kernel_for_best_improvement_on_cuda(kernel_calls: list[tuple[int, ...]]) -> None:
+    """The kernel has passed its compiled GPU tests, so solvers.two_opt's "auto" picks it for CUDA tensors;
+    first improvement and CPU tensors stay in torch."""
     coords, tours = _instances(2, 20, seed=4, device="cuda")
     assert two_opt(coords, tours).tours.is_cuda
-    assert kernel_calls == []
-    two_opt(coords, tours, backend="triton")
-    two_opt(coords, tours, first_improvement=True, backend="triton")
+    two_opt(coords, tours, first_improvement=True)
     two_opt(coords.cpu(), tours.cpu())
-    assert kernel_calls == [(2, 20)]  # first improvement and CPU tensors run in torch
+    assert kernel_calls == [(2, 20)]
 
 
-def test_info_says_auto_keeps_the_unverified_kernel_on_torch() -> None:
+def test_info_says_auto_uses_the_verified_kernel_on_cuda() -> None:
     from geoattn.environment import kernel_backend
     from geoattn.kernels.backend import UNVERIFIED_ON_GPU
 
-    assert "two_opt" in UNVERIFIED_ON_GPU
-    assert kernel_backend("two_opt", cuda=True).startswith("torch reference (Triton kernel not yet tested")
+    assert "two_opt" not in UNVERIFIED_ON_GPU
+    assert kernel_backend("two_opt", cuda=True).startswith("triton")
