@@ -4,9 +4,11 @@ Hyperbolic distance attention with gyro-midpoint aggregation (``score="distance"
 ``aggregation="midpoint"``, one curvature per head) at B = 4, H = 16, D = 64 in bfloat16 over N = 512 ..
 16384 (self-attention, M = N), forward and forward+backward (gradients for q, k, v, curvature and beta).
 Peers: the eager torch reference (``manifold_attention_reference``: materialises ``[B, H, N, N]`` scores,
-so it runs out of memory at large N, reported as OOM), ``torch.compile`` of the same reference (one
-dynamic-shape compilation per pass), and PyTorch's ``scaled_dot_product_attention`` restricted to its flash
-backend: Euclidean dot-product attention, the speed-of-light proxy. For each: median time
+so it runs out of memory at large N, reported as OOM), ``torch.compile`` of the same reference (default
+mode, one dynamic-shape compilation per pass; its cells say why when it is skipped: ``--smoke``, N above
+``--compile-max-n``, or torch.compile not working on this machine, probed once before the run), and
+PyTorch's ``scaled_dot_product_attention`` restricted to its flash backend: Euclidean dot-product attention,
+the speed-of-light proxy. For each: median time
 (``triton.testing.do_bench``), peak memory above the inputs, and for the kernel its error against the
 float64 reference on a slice (first batch element, two heads) at N <= 4096.
 
@@ -44,29 +46,35 @@ PEAK_TENSOR_FLOPS = 989e12  # bf16/fp16 tensor-core FLOP/s
 HBM_BYTES_PER_S = 4.8e12
 SMS, CLOCK_HZ, MUFU_PER_CLOCK_PER_SM = 132, 1.98e9, 16  # MUFU: rcp/rsqrt/sqrt/lg2/ex2, 16 per clock per SM
 MUFU_OPS_PER_S = SMS * CLOCK_HZ * MUFU_PER_CLOCK_PER_SM
-# MUFU operations per score, as the kernels are written (see kernels/manifold_attention/kernel.py):
-# forward (k < 0): u = num/den (rcp), A(w): rsqrt, the artanh ratio's division (rcp), lg2; exp2 -> 5
-# (k > 0: the atan reduction's division instead of division + lg2 -> 4); backward, one kernel: the
-# forward's 5, A'(w) (2 rcp), du/dnum and du/dden (2 rcp) -> 9. Counted from the sm_90 SASS (MUFU.*).
-MUFU_PER_SCORE = {"triton": (5, 9), "sdpa": (1, 1)}
-# The least any exact distance-softmax kernel needs: exp + log + sqrt per score (cosh/arcosh form with
-# precomputed row/column conformal factors, no division), recomputed once in a fused backward.
+# MUFU operations per score (forward, backward), as the kernels are written (kernels/manifold_attention/
+# kernel.py), for k < 0: the arcosh form z = 2|k| r_i r_j |q - k|^2 with per-row/column conformal factors
+# (no division), theta = log(1 + z + sqrt(z (z + 2))), then exp2: sqrt, lg2, ex2 -> 3 forward; the backward
+# recomputes in two kernels (key blocks: dK, dV; query blocks: dQ), each with rsqrt (1/sinh theta, and
+# sinh theta = z(z+2) rsqrt), lg2, ex2 -> 6. (k > 0: sqrt and ex2; k = 0: ex2 alone.)
+MUFU_PER_SCORE = {"triton": (3, 6), "sdpa": (1, 1)}
+# The least any exact distance-softmax kernel needs: exp + log + sqrt per score, recomputed once in a
+# backward that takes dQ with atomics.
 MUFU_MINIMAL = (3, 3)
+# Matmuls of 2 N^2 D FLOPs per head (forward, backward): FlashAttention-2's backward has 5 (QK^T, dO V^T,
+# P^T dO, dS^T Q, dS K); this kernel's atomic-free backward recomputes QK^T and dnum V~^T in both kernels -> 7.
+MATMULS = {"triton": (2, 7), "sdpa": (2, 5)}
+MATMULS_MINIMAL = (2, 5)
+# One-pass CAT, per score: the k = 0 branch ex2, the k < 0 branch sqrt, lg2, ex2, the k > 0 branch sqrt, ex2.
+CAT_MUFU = 6
 
 
 def _floors(batch: int, heads: int, n: int, d: int, itemsize: int, impl: str) -> tuple[float, float]:
     """(forward, forward+backward) floor in ms: max(matmul, MUFU, memory) for ``impl``'s op counts.
 
-    Matmul FLOPs: 2 matmuls of 2*N*N*D per head forward, 5 backward (FlashAttention-2's count, also this
-    kernel's). Memory: q, k, v read and out written once
+    Matmul FLOPs: ``MATMULS`` matmuls of 2*N*N*D per head. Memory: q, k, v read and out written once
     forward; backward also reads out/dout and writes dq, dk, dv.
     """
     pairs = batch * heads * n * n
     mm = 2.0 * pairs * d
     mufu_fwd, mufu_bwd = MUFU_PER_SCORE.get(impl, MUFU_MINIMAL)
-    bwd_mm = 5
+    fwd_mm, bwd_mm = MATMULS.get(impl, MATMULS_MINIMAL)
     bytes_fwd = 4 * batch * heads * n * d * itemsize
-    fwd = max(2 * mm / PEAK_TENSOR_FLOPS, pairs * mufu_fwd / MUFU_OPS_PER_S, bytes_fwd / HBM_BYTES_PER_S)
+    fwd = max(fwd_mm * mm / PEAK_TENSOR_FLOPS, pairs * mufu_fwd / MUFU_OPS_PER_S, bytes_fwd / HBM_BYTES_PER_S)
     bwd = max(
         bwd_mm * mm / PEAK_TENSOR_FLOPS, pairs * mufu_bwd / MUFU_OPS_PER_S, 2.5 * bytes_fwd / HBM_BYTES_PER_S
     )
@@ -75,6 +83,19 @@ def _floors(batch: int, heads: int, n: int, d: int, itemsize: int, impl: str) ->
 
 Inputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 Impl = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def compile_unavailable(args: argparse.Namespace, device: torch.device) -> str | None:
+    """Why ``torch.compile`` of the reference cannot run here (``None`` when it can): skipped in ``--smoke``
+    (a CPU compile of the reference takes minutes), else probed once on a tiny function."""
+    if args.smoke:
+        return "--smoke"
+    try:
+        probe = torch.compile(lambda x: x * 2.0 + 1.0, backend=args.compile_backend)
+        probe(torch.ones(8, device=device))
+    except Exception as exc:  # any failure of dynamo, inductor or a missing compiler
+        return f"torch.compile unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:80]}"
+    return None
 
 
 def _impls(names: Sequence[str], compile_backend: str) -> dict[str, Impl]:
@@ -101,7 +122,7 @@ def _impls(names: Sequence[str], compile_backend: str) -> dict[str, Impl]:
             return F.scaled_dot_product_attention(q, k, v)
 
     impls: dict[str, Impl] = {"triton": triton_impl, "eager": eager, "sdpa": sdpa}
-    if "compile" in names:  # one dynamic-shape compilation per pass, not one per N
+    if "compile" in names:  # default mode; one dynamic-shape compilation per pass, not one per N
         impls["compile"] = torch.compile(eager, dynamic=True, backend=compile_backend)
     return impls
 
@@ -134,7 +155,7 @@ def _kernel_errors(fn: Impl, inputs: Inputs) -> tuple[str, str]:
 
     q, k, v, c, b = (t[:1, :2] if t.dim() == 4 else t[:2] for t in inputs)
     ins = [t.detach().clone().requires_grad_() for t in (q, k, v)]
-    out = fn(*ins, c, b)
+    out = fn(ins[0], ins[1], ins[2], c, b)
     w = torch.randn_like(out, dtype=torch.float64)
     grads = torch.autograd.grad((out * w.to(out.dtype)).sum(), ins)
     ref_ins = [t.detach().double().requires_grad_() for t in ins]
@@ -179,7 +200,8 @@ def _measure(
 def bench_n(
     n: int, args: argparse.Namespace, impls: dict[str, Impl], device: torch.device
 ) -> list[list[str]]:
-    """Two rows (fwd, fwd+bwd) for sequence length ``n``."""
+    """Two rows (fwd, fwd+bwd) for sequence length ``n`` (implementations missing from ``impls``, i.e.
+    ``compile`` where unavailable, get ``args.compile_skip`` in their cells)."""
     inputs = _inputs(args, n, device)
     itemsize = torch.finfo(args.dtype).bits // 8
     rows = []
@@ -187,8 +209,8 @@ def bench_n(
         times: dict[str, float | str] = {}
         mems: dict[str, str] = {}
         for name in args.impls:
-            if name == "compile" and n > args.compile_max_n:
-                times[name], mems[name] = "skipped (--compile-max-n)", "-"
+            if name == "compile" and (args.compile_skip or n > args.compile_max_n):
+                times[name], mems[name] = f"skipped ({args.compile_skip or '--compile-max-n'})", "-"
                 continue
             try:
                 ms, peak = _measure(impls[name], inputs, backward, args)
@@ -204,16 +226,19 @@ def bench_n(
             name: _floors(args.batch, args.heads, n, args.dim, itemsize, name)[p]
             for name in ("triton", "sdpa")
         }
-        base, sdpa = times.get("triton"), times.get("sdpa")
-        ratio = f"{base / sdpa:.2f}x" if isinstance(base, float) and isinstance(sdpa, float) else "-"
+        base = times.get("triton")
+        ratios = [
+            f"{base / other:.2f}x" if isinstance(base, float) and isinstance(other, float) else "-"
+            for other in (times.get("sdpa"), times.get("compile"))
+        ]
         over_floor = [
-            f"{times[name] / floors[name]:.1f}x" if isinstance(times.get(name), float) else "-"
+            f"{t / floors[name]:.1f}x" if isinstance(t := times.get(name), float) else "-"
             for name in ("triton", "sdpa")
         ]
         rows.append(
             [str(n), "fwd+bwd" if backward else "fwd"]
             + [f"{t:.3f}" if isinstance(t, float) else t for t in (times[name] for name in args.impls)]
-            + [ratio, f"{floors['triton']:.3f}", *over_floor]
+            + [*ratios, f"{floors['triton']:.3f}", *over_floor]
             + [mems[name] for name in args.impls]
         )
     # After the timings: the check's slice shares the autotuning key of the full problem, which must tune it.
@@ -304,10 +329,11 @@ def bench_cat(n: int, args: argparse.Namespace, device: torch.device) -> list[st
     inputs = _cat_inputs(args, n, device)
     times: dict[str, float | str] = {}
     peak = "-"
+    five = (inputs[0], inputs[1], inputs[2], inputs[3], inputs[4])  # what _measure's signature takes
     with torch.no_grad():
         for name, fn in _cat_impls().items():
             try:
-                ms, mem = _measure(lambda *_, fn=fn: fn(inputs), inputs[:5], False, args)
+                ms, mem = _measure(lambda *_, fn=fn: fn(inputs), five, False, args)
                 times[name] = ms
                 if name == "one-pass" and mem is not None:
                     peak = f"{mem:.0f}"
@@ -333,9 +359,8 @@ def bench_cat(n: int, args: argparse.Namespace, device: torch.device) -> list[st
         return f"{ta / tb:.2f}x" if isinstance(ta, float) and isinstance(tb, float) else "-"
 
     pairs = args.batch * args.heads * n * n
-    mufu = 3 * MUFU_PER_SCORE["triton"][0]
-    floor = max(4 * 2.0 * pairs * args.dim / PEAK_TENSOR_FLOPS, pairs * mufu / MUFU_OPS_PER_S) * 1e3
-    one = times.get("one-pass")
+    floor = max(4 * 2.0 * pairs * args.dim / PEAK_TENSOR_FLOPS, pairs * CAT_MUFU / MUFU_OPS_PER_S) * 1e3
+    one_ms = times.get("one-pass")
     return [
         str(n),
         *(
@@ -346,7 +371,7 @@ def bench_cat(n: int, args: argparse.Namespace, device: torch.device) -> list[st
         ratio("3H call", "one-pass"),
         ratio("one-pass", "sdpa"),
         f"{floor:.3f}",
-        f"{one / floor:.1f}x" if isinstance(one, float) else "-",
+        f"{one_ms / floor:.1f}x" if isinstance(one_ms, float) else "-",
         peak,
         err,
     ]
@@ -382,12 +407,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--cat-sizes", default=None, help="comma-separated N for CAT (default: --sizes <= 8192)"
     )
-    parser.add_argument("--smoke", action="store_true", help="N = 24, B = 1, H = 1, D = 16, float32; CPU-OK")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="N = 24, B = 1, H = 1, D = 16, float32; CPU-OK; torch.compile is skipped",
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.batch, args.heads, args.dim, args.dtype = 1, 1, 16, "float32"
         args.sizes = args.sizes or "24"
-        args.impls = "triton,eager,sdpa" if args.impls == ",".join(IMPLS) else args.impls
     args.sizes = [int(s) for s in (args.sizes or DEFAULT_SIZES).split(",") if s]
     cat_sizes = args.cat_sizes.split(",") if args.cat_sizes else [str(n) for n in args.sizes if n <= 8192]
     args.cat_sizes = [] if args.no_cat else [int(s) for s in cat_sizes if s]
@@ -403,11 +431,11 @@ def _assumptions() -> str:
         f"Floor assumptions (H200 SXM): {PEAK_TENSOR_FLOPS / 1e12:.0f} TFLOP/s dense bf16 tensor cores, "
         f"{HBM_BYTES_PER_S / 1e12:.1f} TB/s HBM, MUFU {MUFU_PER_CLOCK_PER_SM}/clock/SM x {SMS} SMs x "
         f"{CLOCK_HZ / 1e9:.2f} GHz = {MUFU_OPS_PER_S / 1e12:.2f} T transcendental ops/s. MUFU ops per score "
-        f"(fwd, bwd): this kernel {MUFU_PER_SCORE['triton']}, SDPA {MUFU_PER_SCORE['sdpa']} (one exp), "
-        "minimal "
-        f"exact distance attention {MUFU_MINIMAL} (exp + log + sqrt). Matmuls: 2 forward, 5 backward "
-        "(FlashAttention-2's count, also this kernel's). floor = max(matmul, MUFU, "
-        "memory); `triton/floor` and `sdpa/floor` are measured time over each one's own floor."
+        f"(fwd, bwd): this kernel {MUFU_PER_SCORE['triton']} (k < 0: sqrt, lg2, ex2; the backward recomputes "
+        f"in two kernels), SDPA {MUFU_PER_SCORE['sdpa']} (one exp), minimal exact distance attention "
+        f"{MUFU_MINIMAL} (exp + log + sqrt). Matmuls (fwd, bwd): this kernel {MATMULS['triton']} (no atomics: "
+        f"QK^T and dO V^T recomputed for dQ), SDPA {MATMULS['sdpa']} (FlashAttention-2). floor = max(matmul, "
+        "MUFU, memory); `triton/floor` and `sdpa/floor` are measured time over each one's own floor."
     )
 
 
@@ -417,18 +445,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if device is None:
         return 2
     torch.manual_seed(args.seed)
-    impls = _impls(args.impls, args.compile_backend)
+    args.compile_skip = compile_unavailable(args, device) if "compile" in args.impls else None
+    impls = _impls([n for n in args.impls if n != "compile" or not args.compile_skip], args.compile_backend)
     headers = ["N", "pass"] + [f"{n} ms" for n in args.impls]
-    headers += ["triton/sdpa", "triton floor ms", "triton/floor", "sdpa/floor"]
+    headers += ["triton/sdpa", "triton/compile", "triton floor ms", "triton/floor", "sdpa/floor"]
     headers += [f"{n} peak MiB" for n in args.impls] + ["triton err"]
     note = (
         f"B={args.batch}, H={args.heads}, D={args.dim}, {str(args.dtype).removeprefix('torch.')}, distance "
         f"score + gyro-midpoint, curvature per head in k*[1, 1.5) with k={args.k}; median ms "
         "(triton.testing.do_bench); peak MiB above the inputs; triton err: max relative error of the output "
         "(fwd row) or of dL/d(q, k, v) (fwd+bwd row) against float64 on one batch element and two heads."
+        + (
+            f" compile: the reference under torch.compile (backend {args.compile_backend}, default mode, "
+            "dynamic shapes)" + (f", skipped: {args.compile_skip}." if args.compile_skip else ".")
+            if "compile" in args.impls
+            else ""
+        )
     )
     config: dict[str, Any] = {
-        k: (str(v) if isinstance(v, torch.dtype) else v) for k, v in vars(args).items() if k != "out"
+        k: (str(v) if isinstance(v, torch.dtype) else v)
+        for k, v in vars(args).items()
+        if k not in ("out", "compile_skip")
     }
     rows: list[list[str]] = []
     for n in args.sizes:
@@ -455,8 +492,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "One-pass CAT (forward, no autograd): three branches (k = 0, k < 0, k > 0 per head) over shared "
             "tangent heads, distance + midpoint, mixed by routing weights; vs the same branches as one fused "
             "call over 3H heads (the training path), three separate fused calls, and one SDPA call. Floor: "
-            "4 matmuls (one shared QK^T, three PV) and 3 x 7 MUFU ops per score. err: against float64 on "
-            "one batch element."
+            f"4 matmuls (one shared QK^T, three PV) and {CAT_MUFU} MUFU ops per score (k = 0: ex2; k < 0: sqrt, "
+            "lg2, ex2; k > 0: sqrt, ex2). err: against float64 on one batch element."
         )
         body = f"{note}\n\n{_assumptions()}\n\n{table}\n\n{cat_note}\n\n{cat_table}"
         if args.out:

@@ -101,8 +101,8 @@ def manifold_attention(
         torch reference instead, also with ``backend="triton"``: an ``attn_mask``, ``dropout_p > 0``,
         ``need_weights=True`` (the kernel never forms the ``[B, H, N, M]`` weights), float64 inputs, head
         dims above 128, and ``B * H > 65535``. The gradient of ``gamma`` is 0 (it cancels in the softmax).
-        The kernel's backward accumulates the gradients of ``q``, ``curvature`` and ``beta`` with float32
-        atomics, so they are not bitwise deterministic on the GPU.
+        The kernel's backward (one kernel over key blocks, one over query blocks) uses no atomics, so its
+        gradients are deterministic.
     """
     _check_inputs(q, k, v, curvature, beta, gamma, score, aggregation, key_padding_mask, attn_mask, dropout_p)
     which = resolve_backend(backend, q, k, v, op=_OP, implemented=TRITON_IMPLEMENTED)

@@ -80,14 +80,17 @@ def _compare(
     fraction: float = 0.5,
     seed: int = 0,
     tol: tuple[float, float] | None = None,
+    curvatures: tuple[float, float, float] = CURVATURES,
+    keys_are_queries: bool = False,
 ) -> None:
     """Triton in ``dtype`` against the float64 reference on the same rounded inputs: the output and the
-    gradients of ``sum(w * out)`` for q, k, v, the curvature, beta and gamma (the last one 0)."""
+    gradients of ``sum(w * out)`` for q, k, v, the curvature, beta and gamma (the last one 0).
+    ``keys_are_queries``: ``k`` has the values of ``q`` (distance 0 on the diagonal; needs ``m == n``)."""
     gen = torch.Generator().manual_seed(seed)
-    kappa = torch.tensor(CURVATURES, dtype=torch.float64)
+    kappa = torch.tensor(curvatures, dtype=torch.float64)
     heads = kappa.numel()
     q = _points((batch, heads, n, d), kappa, gen, fraction)
-    k = _points((batch, heads, m, d), kappa, gen, fraction)
+    k = q.clone() if keys_are_queries else _points((batch, heads, m, d), kappa, gen, fraction)
     v = _points((batch, heads, m, dv or d), kappa, gen, fraction)
     beta = torch.tensor([0.7, 1.1, 0.4], dtype=torch.float64) * (4.0 if score == "distance" else 1.0)
     gamma = torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64)
@@ -166,6 +169,50 @@ def test_points_near_the_ball_boundary(device: str, dtype: torch.dtype) -> None:
     """Norms up to 0.99 of the radius: large distances, lambda ~ 100 in the midpoint sums."""
     tol = (1e-4, 1e-3) if dtype == torch.float32 else None
     _compare(device, dtype=dtype, fraction=0.99, seed=4, tol=tol)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(
+    "curvatures",
+    [(-0.3, -1e-3, 2e-3), (-0.6, -1e-6, 1e-6)],
+    ids=["small", "tiny"],
+)
+def test_curvatures_near_zero(device: str, curvatures: tuple[float, float, float]) -> None:
+    """Heads with 0 < |k| < K_EXACT take the series of arcosh^2 in the forward, and every head the series of
+    the backward's Phi and d(d^2)/dk; values and every gradient (curvature included) stay accurate as k -> 0."""
+    _compare(device, curvatures=curvatures, padding=True, causal=True, n=21, m=21, seed=11)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+def test_keys_equal_to_queries(device: str, dtype: torch.dtype) -> None:
+    """Self-attention over the same points: distance 0 on the diagonal (z = 0, where theta / sinh(theta) and
+    the curvature derivative are 0/0 in closed form), with gradients for every input."""
+    _compare(device, dtype=dtype, n=19, m=19, keys_are_queries=True, seed=12)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(("n", "m"), [(40, 40), (33, 50), (50, 20)], ids=["square", "wide", "tall"])
+def test_causal_tiles_at_awkward_sizes(device: str, n: int, m: int) -> None:
+    """Causal masks over several 16-wide tiles (below, across and above the diagonal, and key blocks past the
+    last query): the unmasked and masked tile loops of both backward kernels split at the right tile."""
+    _compare(device, n=n, m=m, causal=True, seed=n + m)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_backward_without_curvature_gradient(device: str) -> None:
+    """A fixed curvature skips the kernel's curvature sums; the other gradients are unchanged."""
+    gen = torch.Generator().manual_seed(13)
+    kappa = torch.tensor(CURVATURES, dtype=torch.float64)
+    q, k, v = (_points((1, 3, 18, 16), kappa, gen).float().to(device) for _ in range(3))
+    grads = []
+    for learn in (True, False):
+        leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+        kap = kappa.float().to(device).requires_grad_(learn)
+        out, _ = manifold_attention(*leaves, curvature=kap, beta=2.0, gamma=0.0, backend="triton")
+        grads.append(torch.autograd.grad(out.square().sum(), leaves))
+    for with_kappa, without in zip(*grads, strict=True):
+        torch.testing.assert_close(with_kappa, without, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("device", DEVICES)
