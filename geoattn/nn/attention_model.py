@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geoattn.kernels.pointer_decode import PointerKeys
+
 __all__ = ["EncodedInstances", "NormKind", "RolloutMode", "TSPAttentionModel"]
 
 NormKind = Literal["instance", "layer"]
@@ -110,6 +112,8 @@ class TSPAttentionModel(nn.Module):
 
     Shapes:
         - :meth:`encode`: ``coords`` ``[B, n, 2]`` -> :class:`EncodedInstances`.
+        - :meth:`pointer_keys`: :class:`EncodedInstances` -> the decoder's
+          :class:`~geoattn.kernels.pointer_decode.PointerKeys` (what the fused decoding kernels read).
         - :meth:`rollout`: ``starts`` ``[B, P]`` -> tours ``[B, P, n]`` (long, each a permutation that
           begins at its start city) and summed log-probabilities ``[B, P]`` (float32).
         - :meth:`tour_log_likelihood`: ``tours`` ``[B, P, n]`` -> ``[B, P]`` (float32), teacher-forced.
@@ -206,6 +210,20 @@ class TSPAttentionModel(nn.Module):
         logits = (g @ enc.logit_keys).float() / math.sqrt(d)  # [B, P, n]
         logits = (self.clip * torch.tanh(logits)).masked_fill(visited, -math.inf)
         return torch.log_softmax(logits, dim=-1)
+
+    def pointer_keys(self, enc: EncodedInstances) -> PointerKeys:
+        r"""The decoder's per-instance tensors for :func:`geoattn.kernels.pointer_decode.pointer_decode`.
+
+        The glimpse keys and values and :math:`W_l h_j` of ``enc``, and the logit keys with the glimpse's output
+        projection folded in, :math:`\tilde k_j = W_o^\top W_k h_j` (so :math:`u_j = (W_o c)^\top W_k h_j
+        = c^\top \tilde k_j`, one ``[B, n, d] x [d, d]`` matmul per instance instead of one per step).
+        """
+        return PointerKeys(
+            glimpse_keys=enc.glimpse_keys,
+            glimpse_values=enc.glimpse_values,
+            logit_keys=self.project_out.weight.t() @ enc.logit_keys,
+            last_queries=enc.last_queries,
+        )
 
     def fixed_query(self, enc: EncodedInstances, starts: torch.Tensor) -> torch.Tensor:
         r""":math:`W_g \bar h + W_f h_f`, ``[B, P, d]``, for trajectories starting at ``starts`` ``[B, P]``."""

@@ -14,6 +14,10 @@ shortest by Euclidean length on the given coordinates:
 (identity, reflections, rotations by multiples of 90 degrees; POMO's x8 augmentation). Each is an isometry, so
 a tour's length is the same in every image and is measured on the original coordinates.
 
+The decoding loop is :func:`geoattn.kernels.pointer_decode.pointer_decode` on the policy's
+:meth:`~geoattn.nn.TSPAttentionModel.pointer_keys` (``backend``: its torch reference, or a fused Triton kernel
+on CUDA); sampling draws one uniform per row and step from ``generator`` and inverts the step's CDF.
+
 Memory: instances (and, for a single large instance, start cities) are processed in chunks so that one decoding
 step holds at most about ``max_elements`` attention entries (``rows x heads x n``); the encoder's attention is
 ``scaled_dot_product_attention``, whose fused kernels keep ``O(n)`` memory. Cost grows as :math:`O(n^2)` per
@@ -29,7 +33,9 @@ from typing import Final, Literal
 
 import torch
 
-from geoattn.nn.attention_model import RolloutMode, TSPAttentionModel
+from geoattn.kernels import Backend
+from geoattn.kernels.pointer_decode import pointer_decode
+from geoattn.nn.attention_model import TSPAttentionModel
 
 from ._tour import tour_length
 
@@ -114,6 +120,7 @@ def decode_tours(
     generator: torch.Generator | None = None,
     amp: bool | None = None,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
+    backend: Backend = "auto",
 ) -> DecodeResult:
     """Decode tours with ``model`` and keep the shortest per instance (strategies in the module docstring).
 
@@ -130,6 +137,9 @@ def decode_tours(
             uses the global RNG. Greedy and multi-start decoding are deterministic.
         amp: run the model under bfloat16 autocast; ``None`` means on for CUDA inputs, off otherwise.
         max_elements: bound on the attention entries of one decoding step (the chunk size).
+        backend: the decoder, :func:`geoattn.kernels.pointer_decode.pointer_decode`: ``"auto"`` (its torch
+            reference until the kernel is verified on a GPU, then Triton for CUDA inputs), ``"torch"`` or
+            ``"triton"``; the greedy tours are the same. (default: ``"auto"``)
 
     Returns:
         A :class:`DecodeResult` with ``tours [B, n]`` and ``lengths [B]``.
@@ -141,7 +151,6 @@ def decode_tours(
         )
     batch, n, _ = coords.shape
     device = coords.device
-    mode: RolloutMode = "sample" if strategy == "sampling" else "greedy"
     if strategy == "greedy":
         starts = torch.zeros(1, dtype=torch.long, device=device)
     elif strategy == "multistart":
@@ -168,11 +177,16 @@ def decode_tours(
             original = coords[torch.arange(lo, lo + chunk.shape[0], device=device) % batch]
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
                 enc = model.encode(chunk)
+                keys = model.pointer_keys(enc)
             for s in range(0, starts.numel(), start_chunk):
                 part = starts[s : s + start_chunk].expand(chunk.shape[0], -1)
-                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    tours, _ = model.rollout(enc, part, mode=mode, generator=generator)  # [b, P, n]
                 b, p = part.shape
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    fixed = model.fixed_query(enc, part)
+                noise = None
+                if strategy == "sampling":
+                    noise = torch.rand(b, p, n - 1, generator=generator, device=device)
+                tours = pointer_decode(keys, fixed, part, clip=model.clip, noise=noise, backend=backend)
                 # lengths in the coordinates' dtype, outside autocast
                 flat = tour_length(original.repeat_interleave(p, dim=0), tours.reshape(b * p, n))
                 length, index = flat.view(b, p).min(dim=1)

@@ -96,3 +96,26 @@ def test_christofides_reference_accepts_duplicate_cities(tmp_path: Path) -> None
         "christofides", points, kind=None, cache=tmp_path, prefix="dup", workers=1, log=lambda _: None
     )
     assert sorted(tours[0].tolist()) == [0, 1, 2, 3, 4] and seconds.shape == (1,)
+
+
+def test_decoding_smoke(tmp_path: Path, run_script: Callable[..., str]) -> None:
+    """benchmarks/tsp/decoding.py --smoke: every method decodes the same tours (CPU: no CUDA graph column),
+    the end-to-end rows agree on the mean length, and a report is written."""
+    out = tmp_path / "tsp_decoding.md"
+    printed = run_script("benchmarks/tsp/decoding.py", "--smoke", "--out", str(out), timeout=300)
+    cells = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in printed.splitlines()
+        if line[:3] in ("| 5", "| 1")
+    ]
+    assert [(c[0], c[1], c[2]) for c in cells] == [
+        (n, b, p) for n in ("5", "12") for p in ("1", "4") for b in ("1", "3")
+    ]
+    assert all(c[4] == "n/a (CPU)" and c[-1] == "100.00%" and float(c[6]) > 0 for c in cells), printed
+    e2e = [
+        [c.strip() for c in line.strip("|").split("|")] for line in printed.splitlines() if "+ 2-opt" in line
+    ]
+    assert [c[0] for c in e2e] == ["greedy + 2-opt", "POMO x8 + 2-opt"]
+    assert all(c[-1] == c[-2] for c in e2e), printed  # the same mean length on both paths
+    report = out.read_text()
+    assert "seed: 0" in report and "git:" in report and "End to end" in report
