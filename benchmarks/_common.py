@@ -6,6 +6,7 @@ seed and the exact command, so a row in ``benchmarks/RESULTS.md`` (or a file it 
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import os
 import platform
@@ -16,12 +17,24 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
-__all__ = ["environment", "git_sha", "kernel_benchmark_device", "markdown_table", "median_ms", "write_report"]
+__all__ = [
+    "add_grid_arguments",
+    "environment",
+    "git_sha",
+    "kernel_benchmark_device",
+    "markdown_table",
+    "median_ms",
+    "positive_ints",
+    "timed_calls",
+    "write_report",
+]
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 def git_sha() -> str:
@@ -136,3 +149,50 @@ def kernel_benchmark_device(smoke: bool) -> torch.device | None:
             return None
         os.environ.setdefault("TRITON_INTERPRET", "1")
     return device
+
+
+def positive_ints(text: str) -> list[int]:
+    """``argparse`` type of a comma-separated list of positive integers (``"50,100"`` -> ``[50, 100]``)."""
+    values = [int(v) for v in text.split(",") if v.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
+    return values
+
+
+def add_grid_arguments(parser: argparse.ArgumentParser, *, max_memory_gb: float) -> None:
+    """The options of a benchmark over a grid of sizes ``n`` and batch sizes ``B`` whose cells are repeated
+    until a minimum time and skipped when predicted too slow or too large."""
+    parser.add_argument(
+        "--sizes", type=positive_ints, default=[50, 100, 200, 500, 1000], help="n, comma-separated"
+    )
+    parser.add_argument(
+        "--batches", type=positive_ints, default=[1, 10, 100, 1000, 10000], help="B, comma-separated"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cell-seconds", type=float, default=8.0, help="skip cells predicted to take longer")
+    parser.add_argument("--min-seconds", type=float, default=0.3, help="repeat a cell until this much time")
+    parser.add_argument(
+        "--max-memory-gb", type=float, default=max_memory_gb, help="skip cells estimated to need more"
+    )
+
+
+def timed_calls(call: Callable[[], T], device: torch.device, min_seconds: float) -> tuple[float, T]:
+    """(mean wall-clock seconds per ``call()``, its last result), repeating until ``min_seconds`` in total (at
+    least once); CUDA is synchronised around each call."""
+
+    def once() -> tuple[float, T]:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        begin = time.perf_counter()
+        result = call()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - begin, result
+
+    total, result = once()
+    runs = 1
+    while total < min_seconds:
+        seconds, result = once()
+        total += seconds
+        runs += 1
+    return total / runs, result

@@ -1,9 +1,11 @@
-"""Test-suite set-up: Triton's interpreter on CPU-only machines, warning filters, the ``gpu`` marker."""
+"""Test-suite set-up: Triton's interpreter on CPU-only machines, warning filters, the ``gpu`` marker, shared
+helper modules and fixtures."""
 
+import importlib.util
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,26 @@ import torch
 # Triton's interpreter (tiny sizes only).
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+def _register_helper_modules() -> None:
+    """Make every ``tests/<folder>/helpers.py`` importable as ``<folder>_helpers`` (e.g. ``hierarchy_helpers``).
+
+    The suite runs with ``--import-mode=importlib``, which puts no test folder on ``sys.path``; pytest imports
+    this conftest before it collects any test module, so they can ``import <folder>_helpers``.
+    """
+    for path in sorted(Path(__file__).parent.glob("*/helpers.py")):
+        name = f"{path.parent.name}_helpers"
+        if name in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+
+
+_register_helper_modules()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -63,3 +85,13 @@ def run_example(run_script: Callable[..., str]) -> Callable[..., str]:
         return run_script(f"examples/{name}", *args, timeout=timeout)
 
     return run
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for the test: a decoding step is many tiny ops, which threads only slow down on a
+    busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -48,7 +48,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
-from _common import kernel_benchmark_device, markdown_table, write_report
+from _common import (
+    add_grid_arguments,
+    kernel_benchmark_device,
+    markdown_table,
+    positive_ints,
+    timed_calls,
+    write_report,
+)
 
 from geoattn.kernels import Backend
 from geoattn.kernels.pointer_decode import PointerKeys, pointer_decode
@@ -67,22 +74,10 @@ BACKENDS: tuple[Backend, ...] = ("torch", "triton")
 Decoder = Callable[[], torch.Tensor]
 
 
-def _ints(text: str) -> list[int]:
-    values = [int(v) for v in text.split(",") if v.strip()]
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
-    return values
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", type=_ints, default=[50, 100, 200, 500, 1000], help="n, comma-separated")
-    p.add_argument("--batches", type=_ints, default=[1, 10, 100, 1000, 10000], help="B, comma-separated")
-    p.add_argument("--starts", type=_ints, default=[1, 100], help="P (at most n), comma-separated")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cell-seconds", type=float, default=8.0, help="skip cells predicted to take longer")
-    p.add_argument("--min-seconds", type=float, default=0.3, help="repeat a cell until this much time")
-    p.add_argument("--max-memory-gb", type=float, default=60.0, help="skip cells estimated to need more")
+    add_grid_arguments(p, max_memory_gb=60.0)
+    p.add_argument("--starts", type=positive_ints, default=[1, 100], help="P (at most n), comma-separated")
     p.add_argument(
         "--e2e-instances", type=int, default=10_000, help="instances of the end-to-end rows (0: none)"
     )
@@ -155,19 +150,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(decode: Decoder, device: torch.device, min_seconds: float) -> tuple[float, torch.Tensor]:
-    """(mean seconds per call, the last tours) over repeats until ``min_seconds`` (at least one)."""
-    runs, total = 0, 0.0
-    while runs == 0 or total < min_seconds:
-        _sync(device)
-        begin = time.perf_counter()
-        tours = decode()
-        _sync(device)
-        total += time.perf_counter() - begin
-        runs += 1
-    return total / runs, tours.clone()
-
-
 def _memory_gb(method: str, batch: int, n: int, rows: int, model: TSPAttentionModel) -> float:
     """Estimated peak GiB of a decoding cell: the encoder's feed-forward activations, the upcast keys and (torch)
     three ``[B, H, P, n]`` float32 score tensors of a step."""
@@ -202,7 +184,8 @@ def decoding_rows(
                         cells[method] = "skipped (time)"
                         continue
                     try:
-                        seconds[method], tours[method] = _timed(build(), device, args.min_seconds)
+                        seconds[method], result = timed_calls(build(), device, args.min_seconds)
+                        tours[method] = result.clone()  # a CUDA graph's output is its static buffer
                     except torch.OutOfMemoryError:
                         torch.cuda.empty_cache()
                         cells[method] = "out of memory"

@@ -31,6 +31,7 @@ Smoke test (any machine, seconds; CPU, the kernel through Triton's interpreter, 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from collections.abc import Sequence
@@ -41,7 +42,7 @@ import numpy.typing as npt
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
-from _common import kernel_benchmark_device, markdown_table, write_report
+from _common import add_grid_arguments, kernel_benchmark_device, markdown_table, timed_calls, write_report
 
 from geoattn.kernels import Backend
 from geoattn.solvers import two_opt
@@ -53,21 +54,9 @@ METHODS: tuple[Backend, ...] = ("torch", "triton")
 PEAK_ENTRIES = {"torch": 8, "triton": 4}
 
 
-def _ints(text: str) -> list[int]:
-    values = [int(v) for v in text.split(",") if v.strip()]
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
-    return values
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", type=_ints, default=[50, 100, 200, 500, 1000], help="n, comma-separated")
-    p.add_argument("--batches", type=_ints, default=[1, 10, 100, 1000, 10000], help="B, comma-separated")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cell-seconds", type=float, default=8.0, help="skip cells predicted to take longer")
-    p.add_argument("--min-seconds", type=float, default=0.3, help="repeat a cell until this much time")
-    p.add_argument("--max-memory-gb", type=float, default=100.0, help="skip cells estimated to need more")
+    add_grid_arguments(p, max_memory_gb=100.0)
     p.add_argument("--numpy-instances", type=int, default=32, help="numpy instances per n (at most)")
     p.add_argument("--numpy-seconds", type=float, default=5.0, help="numpy time per n (at least 1 instance)")
     p.add_argument("--numpy-max-n", type=int, default=500, help="no numpy above this n (one TSP1000: ~30 s)")
@@ -120,23 +109,6 @@ def _numpy_rate(n: int, args: argparse.Namespace) -> tuple[float, int, bool]:
     return count / elapsed, count, bool(np.array_equal(np.stack(done), expected.numpy()))
 
 
-def _timed(
-    coords: torch.Tensor, tours: torch.Tensor, method: Backend, min_seconds: float
-) -> tuple[float, torch.Tensor]:
-    """(mean seconds per ``two_opt`` call, the last tours) over repeats until ``min_seconds`` (at least one)."""
-    runs, total = 0, 0.0
-    while runs == 0 or total < min_seconds:
-        if coords.is_cuda:
-            torch.cuda.synchronize()
-        begin = time.perf_counter()
-        out = two_opt(coords, tours, backend=method).tours
-        if coords.is_cuda:
-            torch.cuda.synchronize()
-        total += time.perf_counter() - begin
-        runs += 1
-    return total / runs, out
-
-
 def run(args: argparse.Namespace, device: torch.device) -> list[list[str]]:
     """The table rows: one per (n, B)."""
     rows = []
@@ -163,7 +135,9 @@ def run(args: argparse.Namespace, device: torch.device) -> list[list[str]]:
                     cells[method] = "skipped (time)"
                     continue
                 try:
-                    seconds[method], result = _timed(coords, tours, method, args.min_seconds)
+                    call = functools.partial(two_opt, coords, tours, backend=method)
+                    seconds[method], improved = timed_calls(call, device, args.min_seconds)
+                    result = improved.tours
                 except torch.OutOfMemoryError:
                     torch.cuda.empty_cache()
                     cells[method] = "out of memory"

@@ -12,12 +12,12 @@ which is what "the same tours for the same logits" allows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from unittest.mock import MagicMock
 
 import pytest
 import torch
+from kernels_helpers import city_points
 
 from geoattn.kernels import KERNELS, Backend
 from geoattn.kernels import pointer_decode as pointer_decode_pkg
@@ -28,6 +28,8 @@ from geoattn.kernels.pointer_decode.reference import compute_dtype, pointer_choi
 from geoattn.nn import TSPAttentionModel
 from geoattn.solvers import DecodeResult, DecodeStrategy, decode_tours
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 DEVICES = [
     pytest.param(
         "cpu", marks=pytest.mark.skipif(not triton_interpreting(), reason="CPU runs need TRITON_INTERPRET=1")
@@ -36,37 +38,11 @@ DEVICES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: a decoding step is many tiny ops, which threads only slow down on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _model(dtype: torch.dtype = torch.float32, device: str = "cpu", **config: int) -> TSPAttentionModel:
     """A seeded untrained policy, tiny by default (``d = 16``, 2 heads of width 8: padded to 16 in the kernel)."""
     torch.manual_seed(0)
     config = {"embed_dim": 16, "heads": 2, "layers": 1, "ff_dim": 32} | config
     return TSPAttentionModel(**config).to(dtype=dtype, device=device).eval()  # type: ignore[arg-type]
-
-
-def _coords(batch: int, n: int, seed: int, *, kind: str = "uniform", device: str = "cpu") -> torch.Tensor:
-    """Seeded ``[B, n, 2]`` points: uniform, with duplicates (about half the cities repeat another one), or
-    collinear (on a line, equal steps on part of it)."""
-    g = torch.Generator().manual_seed(seed)
-    coords = torch.rand(batch, n, 2, generator=g)
-    if kind == "duplicates":
-        coords = coords.gather(
-            1, torch.randint(0, max(n // 2, 1), (batch, n, 1), generator=g).expand(-1, -1, 2)
-        )
-    elif kind == "collinear":
-        along = torch.where(
-            torch.rand(batch, n, 1, generator=g) < 0.5, coords[..., :1], torch.arange(n)[:, None] / n
-        )
-        coords = along * torch.tensor([0.5, 1.0])
-    return coords.to(device)
 
 
 def _inputs(
@@ -164,7 +140,12 @@ def test_same_tours_as_reference(
     """17 rows: two row blocks of 16; 17 cities: two node tiles on the GPU (16 + 1)."""
     model = _model(device=device)
     _check_backends(
-        model, _coords(batch, n, seed=n, device=device), rows, seed=n, sample=sample, persistent=persistent
+        model,
+        city_points(batch, n, seed=n, device=device),
+        rows,
+        seed=n,
+        sample=sample,
+        persistent=persistent,
     )
 
 
@@ -173,7 +154,7 @@ def test_same_tours_as_reference(
 def test_n130_several_tiles(device: str, sample: bool) -> None:
     """More cities than one node tile (128 under the interpreter, 32 compiled), a tile boundary inside."""
     _check_backends(
-        _model(device=device), _coords(1, 130, seed=130, device=device), 1 + sample, seed=3, sample=sample
+        _model(device=device), city_points(1, 130, seed=130, device=device), 1 + sample, seed=3, sample=sample
     )
 
 
@@ -183,7 +164,7 @@ def test_duplicates_and_collinear_points(device: str, kind: str) -> None:
     """Duplicate cities have equal embeddings, so their compatibilities tie exactly: the first index wins in
     both backends (compared as points, since duplicates are interchangeable)."""
     model = _model(device=device)
-    coords = _coords(3, 14, seed=7, kind=kind, device=device)
+    coords = city_points(3, 14, seed=7, kind=kind, device=device)
     for sample in (False, True):
         _check_backends(model, coords, 4, seed=7, sample=sample, compare_points=True)
 
@@ -193,10 +174,10 @@ def test_duplicates_and_collinear_points(device: str, kind: str) -> None:
 def test_half_precision_models(device: str, dtype: torch.dtype) -> None:
     """A bfloat16 / float16 policy: both backends read the same half-precision tensors and compute in float32."""
     model = _model(dtype, device=device, embed_dim=32, heads=4)
-    keys, _, _ = _inputs(model, _coords(1, 4, seed=0, device=device), 1, seed=0)
+    keys, _, _ = _inputs(model, city_points(1, 4, seed=0, device=device), 1, seed=0)
     assert keys.logit_keys.dtype == dtype
     for sample in (False, True):
-        _check_backends(model, _coords(2, 9, seed=9, device=device), 3, seed=9, sample=sample)
+        _check_backends(model, city_points(2, 9, seed=9, device=device), 3, seed=9, sample=sample)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -204,7 +185,7 @@ def test_half_precision_models(device: str, dtype: torch.dtype) -> None:
 def test_decode_tours_backends_agree(device: str, strategy: DecodeStrategy) -> None:
     """decode_tours: the same tours and lengths with either backend (sampling: the same generator seed)."""
     model = _model(device=device)
-    coords = _coords(3, 8, seed=5, device=device)
+    coords = city_points(3, 8, seed=5, device=device)
 
     def decode(backend: Backend) -> DecodeResult:
         generator = torch.Generator(device=device).manual_seed(0)
@@ -227,7 +208,7 @@ def test_reference_is_the_models_decoder() -> None:
     """The reference (W_o folded into the logit keys, argmax on u) decodes the tours of the model's own
     rollout, and samples from its step distribution: the inverse CDF of ``exp(step_log_probs)``."""
     model = _model(torch.float64, embed_dim=32, heads=4)
-    coords = _coords(4, 12, seed=1).double()
+    coords = city_points(4, 12, seed=1).double()
     keys, fixed, starts = _inputs(model, coords, 5, seed=1)
     with torch.no_grad():
         enc = model.encode(coords)
@@ -263,7 +244,7 @@ def kernel_spy(monkeypatch: pytest.MonkeyPatch) -> MagicMock:
 
 
 def test_float64_and_auto_use_the_reference(kernel_spy: MagicMock) -> None:
-    keys, fixed, starts = _inputs(_model(), _coords(2, 6, seed=2), 2, seed=2)
+    keys, fixed, starts = _inputs(_model(), city_points(2, 6, seed=2), 2, seed=2)
     expected = pointer_decode_reference(keys, fixed, starts, clip=10.0)
     assert torch.equal(pointer_decode(keys, fixed, starts, clip=10.0), expected)  # auto: CPU tensors
     wide = PointerKeys(*(k.double() for k in keys))
@@ -278,7 +259,7 @@ def test_float64_and_auto_use_the_reference(kernel_spy: MagicMock) -> None:
 
 def test_triton_without_cuda_or_interpreter_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRITON_INTERPRET", "0")
-    keys, fixed, starts = _inputs(_model(), _coords(1, 5, seed=0), 1, seed=0)
+    keys, fixed, starts = _inputs(_model(), city_points(1, 5, seed=0), 1, seed=0)
     with pytest.raises(RuntimeError, match="needs CUDA tensors"):
         pointer_decode(keys, fixed, starts, clip=10.0, backend="triton")
 
@@ -325,7 +306,7 @@ def test_triton_without_cuda_or_interpreter_raises(monkeypatch: pytest.MonkeyPat
 )
 def test_invalid_arguments_are_named(change: dict[str, Any], error: type[Exception], match: str) -> None:
     """``change``: arguments replacing valid ones (``keys.<field>``: one tensor of the keys)."""
-    keys, fixed, starts = _inputs(_model(), _coords(2, 6, seed=1), 3, seed=1)
+    keys, fixed, starts = _inputs(_model(), city_points(2, 6, seed=1), 3, seed=1)
     args: dict[str, Any] = {
         "keys": keys,
         "fixed_queries": fixed,
@@ -344,7 +325,7 @@ def test_invalid_arguments_are_named(change: dict[str, Any], error: type[Excepti
 
 def test_decode_tours_rejects_an_unknown_backend() -> None:
     with pytest.raises(ValueError, match="pointer_decode: backend must be one of"):
-        decode_tours(_model(), _coords(1, 4, seed=0), backend="cuda")  # type: ignore[arg-type]
+        decode_tours(_model(), city_points(1, 4, seed=0), backend="cuda")  # type: ignore[arg-type]
 
 
 def test_public_surface() -> None:
@@ -365,7 +346,7 @@ def test_gpu_shipped_policy_at_benchmark_sizes(n: int, batch: int, rows: int) ->
     from geoattn.solvers import load_pretrained
 
     model = load_pretrained(device="cuda")
-    coords = _coords(batch, n, seed=n, device="cuda")
+    coords = city_points(batch, n, seed=n, device="cuda")
     with torch.autocast("cuda", dtype=torch.bfloat16):
         keys, fixed, starts = _inputs(model, coords, rows, seed=n)
     for noise in (None, _noise(starts, n, seed=n)):
@@ -380,7 +361,7 @@ def test_gpu_shipped_policy_at_benchmark_sizes(n: int, batch: int, rows: int) ->
 @pytest.mark.gpu
 def test_gpu_auto_stays_on_torch_until_the_kernel_is_verified(kernel_spy: MagicMock) -> None:
     model = _model(device="cuda")
-    coords = _coords(2, 10, seed=4, device="cuda")
+    coords = city_points(2, 10, seed=4, device="cuda")
     assert decode_tours(model, coords).tours.is_cuda and not kernel_spy.called
     decode_tours(model, coords, backend="triton")
     assert kernel_spy.called

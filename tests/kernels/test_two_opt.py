@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import torch
+from kernels_helpers import city_points
 
 from geoattn.kernels import KERNELS
 from geoattn.kernels import two_opt as two_opt_pkg
@@ -40,21 +41,11 @@ def _instances(
     device: str = "cpu",
     kind: str = "uniform",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded ``coords [B, n, 2]`` and random tours ``[B, n]``: uniform points, points with duplicates (about
-    half the cities repeat another one), or collinear points (on a line, equal steps on part of it)."""
-    g = torch.Generator().manual_seed(seed)
-    coords = torch.rand(batch, n, 2, generator=g, dtype=torch.float64)
-    if kind == "duplicates":
-        coords = coords.gather(
-            1, torch.randint(0, max(n // 2, 1), (batch, n, 1), generator=g).expand(-1, -1, 2)
-        )
-    elif kind == "collinear":
-        along = torch.where(
-            torch.rand(batch, n, 1, generator=g) < 0.5, coords[..., :1], torch.arange(n)[:, None] / n
-        )
-        coords = along * torch.tensor([1.0, 2.0], dtype=torch.float64)
+    """Seeded ``coords [B, n, 2]`` (:func:`kernels_helpers.city_points` of ``kind``) and random tours ``[B, n]``."""
+    coords = city_points(batch, n, seed, kind=kind, dtype=dtype, device=device)
+    g = torch.Generator().manual_seed(seed + 1)
     tours = torch.stack([torch.randperm(n, generator=g) for _ in range(batch)])
-    return coords.to(dtype).to(device), tours.to(device)
+    return coords, tours.to(device)
 
 
 def _length(coords: torch.Tensor, tour: list[int]) -> float:

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
+import manifolds_helpers as helpers
 import pytest
 import torch
 from geoopt.manifolds.stereographic import math as gmath
 
 import geoattn.manifolds as gm
-
-_spec = importlib.util.spec_from_file_location("manifold_helpers", Path(__file__).with_name("helpers.py"))
-assert _spec is not None and _spec.loader is not None
-helpers = importlib.util.module_from_spec(_spec)
-sys.modules["manifold_helpers"] = helpers
-_spec.loader.exec_module(helpers)
 
 # geoopt replaces k by |k| for -1e-8 < k < 0, so compare with it away from that sliver.
 GEOOPT_CURVATURES = [-1.5, -0.05, 0.0, 1e-7, 0.8]

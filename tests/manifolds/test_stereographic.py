@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
+import manifolds_helpers as helpers
 import pytest
 import torch
 from geoopt.manifolds.stereographic import math as gmath
@@ -14,12 +12,6 @@ from geoopt.manifolds.stereographic import math as gmath
 import geoattn.manifolds as gm
 from geoattn.manifolds import numerics
 from geoattn.manifolds.stereographic import artan_ratio, tan_ratio
-
-_spec = importlib.util.spec_from_file_location("manifold_helpers", Path(__file__).with_name("helpers.py"))
-assert _spec is not None and _spec.loader is not None
-helpers = importlib.util.module_from_spec(_spec)
-sys.modules["manifold_helpers"] = helpers
-_spec.loader.exec_module(helpers)
 
 CURVATURES, DTYPES, TOLERANCE = helpers.CURVATURES, helpers.DTYPES, helpers.TOLERANCE
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -14,21 +13,14 @@ from geoattn.solvers.neural import spread_starts
 from geoattn.tasks import tour_length
 from geoattn.train.tasks.tsp_policy import TSPPolicy
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 STRATEGIES = ["greedy", "multistart", "sampling"]
 
 
 def _model(seed: int = 0, dtype: torch.dtype = torch.float32) -> TSPAttentionModel:
     torch.manual_seed(seed)
     return TSPAttentionModel(embed_dim=16, heads=2, layers=1, ff_dim=32).to(dtype)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: a decoding step is many tiny ops, which threads only slow down on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
