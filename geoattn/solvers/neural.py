@@ -137,8 +137,8 @@ def decode_tours(
             uses the global RNG. Greedy and multi-start decoding are deterministic.
         amp: run the model under bfloat16 autocast; ``None`` means on for CUDA inputs, off otherwise.
         max_elements: bound on the attention entries of one decoding step (the chunk size).
-        backend: the decoder, :func:`geoattn.kernels.pointer_decode.pointer_decode`: ``"auto"`` (its torch
-            reference until the kernel is verified on a GPU, then Triton for CUDA inputs), ``"torch"`` or
+        backend: the decoder, :func:`geoattn.kernels.pointer_decode.pointer_decode`: ``"auto"`` (the Triton
+            kernel for CUDA inputs, its torch reference otherwise), ``"torch"`` or
             ``"triton"``; the greedy tours are the same. (default: ``"auto"``)
 
     Returns:

@@ -109,8 +109,7 @@ def pointer_decode(
             ``t``) for sampled decoding; ``None``: greedy. (default: ``None``)
         persistent: for ``"triton"``, one launch for all ``n - 1`` steps; ``False``: one fused launch per step.
             (default: ``True``)
-        backend: ``"auto"`` (the torch reference while ``"pointer_decode"`` is in
-            :data:`~geoattn.kernels.backend.UNVERIFIED_ON_GPU`, then Triton for CUDA tensors), ``"torch"`` or
+        backend: ``"auto"`` (Triton for CUDA tensors, the torch reference otherwise), ``"torch"`` or
             ``"triton"`` (CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``). (default: ``"auto"``)
 
     Returns:

@@ -201,7 +201,8 @@ def test_causal_tiles_at_awkward_sizes(device: str, n: int, m: int) -> None:
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_backward_without_curvature_gradient(device: str) -> None:
-    """A fixed curvature skips the kernel's curvature sums; the other gradients are unchanged."""
+    """A fixed curvature skips the kernel's curvature sums; the other gradients are unchanged (up to float32
+    rounding: compiled, the two variants schedule their fused multiply-adds differently; 2e-9 apart on an H200)."""
     gen = torch.Generator().manual_seed(13)
     kappa = torch.tensor(CURVATURES, dtype=torch.float64)
     q, k, v = (_points((1, 3, 18, 16), kappa, gen).float().to(device) for _ in range(3))
@@ -212,7 +213,7 @@ def test_backward_without_curvature_gradient(device: str) -> None:
         out, _ = manifold_attention(*leaves, curvature=kap, beta=2.0, gamma=0.0, backend="triton")
         grads.append(torch.autograd.grad(out.square().sum(), leaves))
     for with_kappa, without in zip(*grads, strict=True):
-        torch.testing.assert_close(with_kappa, without, rtol=0, atol=0)
+        torch.testing.assert_close(with_kappa, without, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("device", DEVICES)
