@@ -34,6 +34,7 @@ from typing import Any, Final
 
 import torch
 
+from geoattn._integrity import verified_bytes
 from geoattn.nn.attention_model import TSPAttentionModel
 
 __all__ = [
@@ -170,13 +171,14 @@ def load_pretrained(
     path = folder / entry["file"]
     if not path.is_file():
         raise FileNotFoundError(f"{where}: the weights file {str(path)!r} does not exist")
-    data = path.read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected:
-        raise PretrainedWeightsError(
+    data = verified_bytes(
+        path,
+        expected,
+        lambda actual: PretrainedWeightsError(
             f"{str(path)!r} has sha256 {actual}, but the manifest records {expected}: the file is corrupt "
             "or was modified; reinstall geoattn or re-export the weights"
-        )
+        ),
+    )
     from safetensors import SafetensorError
     from safetensors.torch import load as load_safetensors
 
