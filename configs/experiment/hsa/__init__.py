@@ -1,0 +1,1 @@
+"""Hydra configs of the `experiment` group for the HSA classification comparisons (`experiment=hsa/<name>`)."""
