@@ -23,6 +23,7 @@ import torch
 
 __all__ = [
     "add_grid_arguments",
+    "cell_skip_reason",
     "environment",
     "git_sha",
     "kernel_benchmark_device",
@@ -174,6 +175,19 @@ def add_grid_arguments(parser: argparse.ArgumentParser, *, max_memory_gb: float)
     parser.add_argument(
         "--max-memory-gb", type=float, default=max_memory_gb, help="skip cells estimated to need more"
     )
+
+
+def cell_skip_reason(
+    need_gb: float, previous: tuple[int, float] | None, batch: int, args: argparse.Namespace
+) -> str | None:
+    """Why a grid cell of batch size ``batch`` is not run (the options of :func:`add_grid_arguments`), or ``None``:
+    its estimated memory ``need_gb`` exceeds ``--max-memory-gb``, or the method's ``previous`` cell
+    ``(B, seconds)``, scaled linearly to ``batch``, predicts more than ``--cell-seconds``."""
+    if need_gb > args.max_memory_gb:
+        return f"skipped ({need_gb:.1f} GiB)"
+    if previous is not None and previous[1] * batch / previous[0] > args.cell_seconds:
+        return "skipped (time)"
+    return None
 
 
 def timed_calls(call: Callable[[], T], device: torch.device, min_seconds: float) -> tuple[float, T]:

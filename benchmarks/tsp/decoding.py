@@ -50,6 +50,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
 from _common import (
     add_grid_arguments,
+    cell_skip_reason,
     kernel_benchmark_device,
     markdown_table,
     positive_ints,
@@ -176,12 +177,9 @@ def decoding_rows(
                 inputs = _encode(model, batch, n, rows, args.seed, device)
                 for method, build in _decoders(*inputs, model.clip).items():
                     need_gb = _memory_gb(method, batch, n, rows, model)
-                    previous = last.get(method)
-                    if need_gb > args.max_memory_gb:
-                        cells[method] = f"skipped ({need_gb:.1f} GiB)"
-                        continue
-                    if previous is not None and previous[1] * batch / previous[0] > args.cell_seconds:
-                        cells[method] = "skipped (time)"
+                    skip = cell_skip_reason(need_gb, last.get(method), batch, args)
+                    if skip is not None:
+                        cells[method] = skip
                         continue
                     try:
                         seconds[method], result = timed_calls(build(), device, args.min_seconds)

@@ -42,7 +42,14 @@ import numpy.typing as npt
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
-from _common import add_grid_arguments, kernel_benchmark_device, markdown_table, timed_calls, write_report
+from _common import (
+    add_grid_arguments,
+    cell_skip_reason,
+    kernel_benchmark_device,
+    markdown_table,
+    timed_calls,
+    write_report,
+)
 
 from geoattn.kernels import Backend
 from geoattn.solvers import two_opt
@@ -127,12 +134,9 @@ def run(args: argparse.Namespace, device: torch.device) -> list[list[str]]:
             seconds: dict[str, float] = {}
             for method in METHODS:
                 need_gb = PEAK_ENTRIES[method] * 4 * batch * n * n / 2**30
-                previous = last.get(method)
-                if need_gb > args.max_memory_gb:
-                    cells[method] = f"skipped ({need_gb:.1f} GiB)"
-                    continue
-                if previous is not None and previous[1] * batch / previous[0] > args.cell_seconds:
-                    cells[method] = "skipped (time)"
+                skip = cell_skip_reason(need_gb, last.get(method), batch, args)
+                if skip is not None:
+                    cells[method] = skip
                     continue
                 try:
                     call = functools.partial(two_opt, coords, tours, backend=method)
