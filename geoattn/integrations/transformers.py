@@ -406,6 +406,10 @@ class AttentionFlops:
             self.flat + other.flat, self.hsa + other.hsa, self.hsa_matmul + other.hsa_matmul
         )
 
+    def scaled(self, factor: int) -> AttentionFlops:
+        """Every count times ``factor`` (the counts are linear in heads x head dimension)."""
+        return AttentionFlops(self.flat * factor, self.hsa * factor, self.hsa_matmul * factor)
+
     @property
     def saving(self) -> float:
         """Share of the flat attention FLOPs that HSA saves, ``1 - hsa / flat`` (0 when nothing was counted)."""
@@ -438,34 +442,30 @@ def attention_flops(tree: Hierarchy, *, num_heads: int = 1, head_dim: int = 1) -
     family = counts[counts >= 2].astype(np.int64)
     sum_b2, sum_b = int((family**2).sum()), int(family.sum())
     n = int(tree.token_mask.sum())
-    hd = num_heads * head_dim
-    return AttentionFlops(
-        flat=4 * hd * tree.num_flat_pairs,
-        hsa=hd * (4 * sum_b2 + 10 * sum_b + 4 * n),
-        hsa_matmul=hd * (4 * sum_b2 + 6 * sum_b),
+    per_head_dim = AttentionFlops(
+        flat=4 * tree.num_flat_pairs, hsa=4 * sum_b2 + 10 * sum_b + 4 * n, hsa_matmul=4 * sum_b2 + 6 * sum_b
     )
+    return per_head_dim.scaled(num_heads * head_dim)
 
 
 # ============================================================================================ attention
 class _InjectionState:
-    """What the injected attention modules of one model share: the current tree and the FLOPs counters."""
+    """What the injected attention modules of one model share: the current call's tree, its FLOPs per head
+    dimension (counted once per call, every replaced layer scales them) and the FLOPs counters."""
 
     def __init__(self, layers: Sequence[int]) -> None:
         self.tree: Hierarchy | None = None
+        self.tree_flops = AttentionFlops()  # attention_flops(tree) for one head of dimension 1
         self.flops: dict[int, AttentionFlops] = {layer: AttentionFlops() for layer in layers}
-        self._last: tuple[int, int, int, AttentionFlops] | None = None
 
-    def account(self, layer: int, tree: Hierarchy, num_heads: int, head_dim: int) -> None:
-        last = self._last
-        if last is None or last[:3] != (id(tree), num_heads, head_dim):
-            last = (
-                id(tree),
-                num_heads,
-                head_dim,
-                attention_flops(tree, num_heads=num_heads, head_dim=head_dim),
-            )
-            self._last = last
-        self.flops[layer] = self.flops[layer] + last[3]
+    def use(self, tree: Hierarchy | None) -> None:
+        """The token tree of the current model call (``None``: no call running)."""
+        self.tree = tree
+        self.tree_flops = AttentionFlops() if tree is None else attention_flops(tree)
+
+    def account(self, layer: int, num_heads: int, head_dim: int) -> None:
+        """Count one call of ``layer`` with ``num_heads`` heads of ``head_dim`` on the current tree."""
+        self.flops[layer] = self.flops[layer] + self.tree_flops.scaled(num_heads * head_dim)
 
 
 def hsa_attention_forward(
@@ -520,7 +520,7 @@ def hsa_attention_forward(
         key = key.repeat_interleave(heads // key.shape[1], dim=1)
         value = value.repeat_interleave(heads // value.shape[1], dim=1)
     out = hierarchical_attention(query, key, value, tree, scale=scaling)  # [B, H, N, d]
-    state.account(layer, tree, heads, head_dim)
+    state.account(layer, heads, head_dim)
     return out.transpose(1, 2).contiguous(), None
 
 
@@ -667,11 +667,11 @@ class HsaInjection:
         if tree is None and self.tree_builder is not None and shape is not None:
             mask = attention_mask if attention_mask is not None else torch.ones(shape, dtype=torch.long)
             tree = self.tree_builder(input_ids, mask)
-        self._state.tree = None if tree is None else _check_tree(tree, attention_mask, shape)
+        self._state.use(None if tree is None else _check_tree(tree, attention_mask, shape))
         return args, kwargs
 
     def _after(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        self._state.tree = None
+        self._state.use(None)
 
     @property
     def active(self) -> bool:
@@ -705,7 +705,7 @@ class HsaInjection:
             if hasattr(module, _STATE_ATTR):
                 delattr(module, _STATE_ATTR)
         self._saved = []
-        self._state.tree = None
+        self._state.use(None)
 
     def __enter__(self) -> HsaInjection:
         return self
