@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -146,11 +145,6 @@ def _decoders(
     return builders
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _memory_gb(method: str, batch: int, n: int, rows: int, model: TSPAttentionModel) -> float:
     """Estimated peak GiB of a decoding cell: the encoder's feed-forward activations, the upcast keys and (torch)
     three ``[B, H, P, n]`` float32 score tensors of a step."""
@@ -235,11 +229,8 @@ def end_to_end_rows(
         for backend in BACKENDS:
             solve = functools.partial(_solve, model, strategy=strategy, augment=augment, backend=backend)
             solve(coords[:2])  # warm-up
-            _sync(device)
-            begin = time.perf_counter()
-            length = solve(coords)
-            _sync(device)
-            rates[backend] = args.e2e_instances / (time.perf_counter() - begin)
+            seconds, length = timed_calls(functools.partial(solve, coords), device, min_seconds=0.0)
+            rates[backend] = args.e2e_instances / seconds
             lengths[backend] = length.double().mean().item()
         out.append(
             [
