@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import json
 import os
 import platform
 import shlex
@@ -17,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 
@@ -30,6 +31,7 @@ __all__ = [
     "markdown_table",
     "median_ms",
     "positive_ints",
+    "read_jsonl",
     "timed_calls",
     "write_report",
 ]
@@ -150,6 +152,14 @@ def kernel_benchmark_device(smoke: bool) -> torch.device | None:
             return None
         os.environ.setdefault("TRITON_INTERPRET", "1")
     return device
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file (one object per non-blank line); ``[]`` when the file does not exist
+    (a benchmark's runs file before its first run)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def positive_ints(text: str) -> list[int]:

@@ -52,7 +52,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import torch
-from _common import markdown_table, write_report
+from _common import markdown_table, read_jsonl, write_report
 
 from geoattn.hierarchy import Hierarchy
 from geoattn.integrations.transformers import (
@@ -286,11 +286,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     cache = args.cache_dir / key
     cache.mkdir(parents=True, exist_ok=True)
     rows_file = cache / "rows.jsonl"
-    done = {}
-    if rows_file.exists():
-        for line in rows_file.read_text().splitlines():
-            row = json.loads(line)
-            done[(row["tree"], row["layers"])] = row
+    done = {(row["tree"], row["layers"]): row for row in read_jsonl(rows_file)}
     model, tokenizer = load_minilm()
     print(f"SST-2 sentences: {config['sentences']}; cache {cache}", flush=True)
 

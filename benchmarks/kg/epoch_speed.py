@@ -53,7 +53,7 @@ from geoattn.kg.losses import sparse_lcwa_loss, supports_sparse_lcwa
 from geoattn.kg.scoring import fast_tail_scorer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
-from _common import markdown_table, median_ms, write_report
+from _common import markdown_table, median_ms, read_jsonl, write_report
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ("wn18rr", "fb15k237")
@@ -225,9 +225,7 @@ def run_one(args: argparse.Namespace, dataset: Dataset, model: str, loop: str, e
 
 
 def _load_runs(path: Path, config: dict[str, Any]) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    runs = read_jsonl(path)
     other = [r for r in runs if r["config"] != config]
     if other:
         raise SystemExit(

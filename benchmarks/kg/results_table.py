@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
-from _common import markdown_table, write_report
+from _common import markdown_table, read_jsonl, write_report
 
 REPO = Path(__file__).resolve().parents[2]
 DATASETS = {"wn18rr": "WN18RR", "fb15k237": "FB15k-237"}
@@ -197,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir / "runs.jsonl"
-    runs = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    runs = read_jsonl(log)
     for dataset in args.datasets:
         for model in args.models:
             experiment = f"{dataset}_{model}"

@@ -50,7 +50,7 @@ from geoattn.solvers.neural import decode_tours
 from geoattn.tasks import uniform_points
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
-from _common import markdown_table, write_report
+from _common import markdown_table, read_jsonl, write_report
 
 RUNS_FILE = "tsp_random_uniform_runs.jsonl"
 REPORT_FILE = "tsp_random_uniform.md"
@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     model, source = load_model(args)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     runs = args.out_dir / RUNS_FILE
-    rows = [json.loads(line) for line in runs.read_text().splitlines()] if runs.is_file() else []
+    rows = read_jsonl(runs)
     settings = {"instances": args.instances, "seed": args.seed, "lkh_runs": args.lkh_runs, "model": source}
 
     def done(key: dict[str, Any], method: str, dev: str) -> bool:
