@@ -18,7 +18,9 @@ generator). All its randomness must come from ``generator``: resuming restores t
 start of the current epoch and replays the batches already consumed in it, which reproduces the run
 exactly as long as the iterator is a deterministic function of the generator. An infinite iterator is one
 long epoch, so resuming it replays every batch since the start: prefer epoch-wise iterators when producing a
-batch is expensive.
+batch is expensive, or implement ``fast_forward(generator, count) -> None`` (optional): advance ``generator``
+exactly as taking ``count`` batches from a fresh ``train_batches(generator)`` would, without building them; the
+trainer then calls it instead of replaying, and starts ``train_batches`` from the advanced generator.
 
 Data-parallel training (:mod:`geoattn.train.distributed`): every rank calls ``train_batches`` with its own
 generator. A data source may implement ``shard(rank, world_size) -> None`` (optional), called once before

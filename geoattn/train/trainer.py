@@ -150,8 +150,13 @@ class _BatchStream:
             self.epoch = int(state["epoch"])
             generator.set_state(state["generator"])
         self.epoch_start = generator.get_state()
-        self._it: Iterator[Any] = iter(data.train_batches(generator))
         skip = int(state["batches_in_epoch"]) if state is not None else 0
+        fast_forward = getattr(data, "fast_forward", None)
+        if skip and fast_forward is not None:
+            fast_forward(generator, skip)
+            self.batches_in_epoch = skip
+            skip = 0
+        self._it: Iterator[Any] = iter(data.train_batches(generator))
         for i in range(skip):
             if next(self._it, _END) is _END:
                 raise RuntimeError(

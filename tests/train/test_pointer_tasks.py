@@ -86,6 +86,19 @@ def test_resume_matches_a_straight_run(name: str, assert_resume_matches: ResumeC
     assert not torch.equal(states["straight"][key], states["first"][key])
 
 
+def test_fast_forward_lands_where_the_batches_would_have() -> None:
+    data = PointerInstances("convex_hull", 5, 7, batch_size=3, train_count=4, label_workers=1)
+    stream = data.train_batches(torch.Generator().manual_seed(0))
+    batches = [next(stream) for _ in range(6)]
+    generator = torch.Generator().manual_seed(0)
+    data.fast_forward(generator, 4)
+    skipped = data.train_batches(generator)
+    for expected in batches[4:]:
+        got = next(skipped)
+        assert torch.equal(got["points"], expected["points"])
+        assert torch.equal(got["targets"], expected["targets"])
+
+
 def test_hull_loss_decreases_when_overfitting(compose_train: Compose, tmp_path: Path) -> None:
     # 4 instances of n = 6 in batches of 32; Adam, as SGD sits on its plateau near uniform pointers for
     # far longer than a test can wait (the loss starts at 7 ln 7 = 13.6 nats per sequence).

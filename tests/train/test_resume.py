@@ -116,3 +116,36 @@ def test_resuming_a_finished_run_trains_nothing(tmp_path: Path) -> None:
     assert again.step == 2
     _assert_same_state(done.model.state_dict(), again.model.state_dict())
     assert not (tmp_path / "second" / "checkpoints").exists()
+
+
+class _CountingStream:
+    """An infinite stream of seeded scalars that counts the batches it builds, with ``fast_forward``."""
+
+    def __init__(self) -> None:
+        self.built = 0
+
+    def train_batches(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        while True:
+            self.built += 1
+            yield torch.rand((), generator=generator)
+
+    def val_batches(self) -> list[Any]:
+        return []
+
+    def fast_forward(self, generator: torch.Generator, count: int) -> None:
+        for _ in range(count):
+            torch.rand((), generator=generator)
+
+
+def test_resume_fast_forwards_instead_of_replaying_when_the_data_can() -> None:
+    from geoattn.train.trainer import _BatchStream
+
+    straight_data = _CountingStream()
+    straight = _BatchStream(straight_data, torch.Generator().manual_seed(3), None)
+    taken = [straight.next() for _ in range(5)]
+    state = {**straight.state(), "batches_in_epoch": 3}  # as if checkpointed after 3 batches
+    data = _CountingStream()
+    resumed = _BatchStream(data, torch.Generator(), state)
+    assert data.built == 0  # nothing replayed
+    assert [resumed.next() for _ in range(2)] == taken[3:]
+    assert resumed.state()["batches_in_epoch"] == 5 and data.built == 2

@@ -189,15 +189,25 @@ class PointerInstances:
             self._pools[n] = self._labelled(n, self.train_count, self.train_seed + n)
         return self._pools[n]
 
+    def _draw(self, generator: torch.Generator) -> tuple[int, torch.Tensor]:
+        """The random part of one training batch: its size ``n`` and the ``[batch_size]`` pool rows."""
+        n = self.n_min + int(torch.randint(self.n_max - self.n_min + 1, (), generator=generator))
+        return n, torch.randint(self.train_count, (self.batch_size,), generator=generator)
+
     def train_batches(self, generator: torch.Generator) -> Iterator[Batch]:
         """Batches of one uniformly drawn size each, from ``generator``; infinite. Labels every pool first."""
         for n in range(self.n_min, self.n_max + 1):
             self.pool(n)
         while True:
-            n = self.n_min + int(torch.randint(self.n_max - self.n_min + 1, (), generator=generator))
+            n, pick = self._draw(generator)
             pool = self._pools[n]
-            pick = torch.randint(self.train_count, (self.batch_size,), generator=generator)
             yield _trim(pool["points"][pick], pool["targets"][pick])
+
+    def fast_forward(self, generator: torch.Generator, count: int) -> None:
+        """Advance ``generator`` past ``count`` batches of :meth:`train_batches` without building them (the
+        trainer's resume: replaying tens of thousands of gathered batches took minutes)."""
+        for _ in range(count):
+            self._draw(generator)
 
     def val_batches(self) -> list[Batch]:
         """One batch per validation size (labelled once, then reused)."""
