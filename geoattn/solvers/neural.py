@@ -138,7 +138,8 @@ def decode_tours(
         amp: run the model under bfloat16 autocast; ``None`` means on for CUDA inputs, off otherwise.
         max_elements: bound on the attention entries of one decoding step (the chunk size).
         backend: the decoder, :func:`geoattn.kernels.pointer_decode.pointer_decode`: ``"auto"`` (the Triton
-            kernel for CUDA inputs, its torch reference otherwise), ``"torch"`` or
+            kernel for CUDA inputs except where it is measured slower, see
+            :func:`~geoattn.kernels.pointer_decode.auto_prefers_torch`; its torch reference otherwise), ``"torch"`` or
             ``"triton"``; the greedy tours are the same. (default: ``"auto"``)
 
     Returns:

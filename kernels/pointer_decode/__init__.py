@@ -27,6 +27,7 @@ from .reference import PointerKeys, pointer_decode_reference, pointer_decode_ste
 __all__ = [
     "TRITON_IMPLEMENTED",
     "PointerKeys",
+    "auto_prefers_torch",
     "pointer_decode",
     "pointer_decode_reference",
     "pointer_decode_step_reference",
@@ -87,6 +88,16 @@ def _check(
         )
 
 
+def auto_prefers_torch(instances: int, starts: int, *, n: int) -> bool:
+    """Whether ``backend="auto"`` decodes with torch on CUDA: few starts per instance (``starts < 16``, so most
+    of a program's 16 start lanes idle) with many instances (``>= 1000``) or many cities (``n >= 1000``).
+
+    Measured on an H200 (``benchmarks/tsp/decoding.py``, RESULTS.md): with one start the persistent kernel
+    runs at 0.4-0.5x eager torch from 1,000 instances (n = 50-1000) and at 0.4-0.9x for n = 1000 at any batch,
+    while it is 2-15x torch at fewer instances and >= 1.0x with 100 starts everywhere."""
+    return starts < 16 and (instances >= 1000 or n >= 1000)
+
+
 def pointer_decode(
     keys: PointerKeys,
     fixed_queries: torch.Tensor,
@@ -109,8 +120,9 @@ def pointer_decode(
             ``t``) for sampled decoding; ``None``: greedy. (default: ``None``)
         persistent: for ``"triton"``, one launch for all ``n - 1`` steps; ``False``: one fused launch per step.
             (default: ``True``)
-        backend: ``"auto"`` (Triton for CUDA tensors, the torch reference otherwise), ``"torch"`` or
-            ``"triton"`` (CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``). (default: ``"auto"``)
+        backend: ``"auto"`` (Triton for CUDA tensors unless :func:`auto_prefers_torch`, the torch
+            reference otherwise), ``"torch"`` or ``"triton"`` (CUDA tensors, or CPU tensors under
+            ``TRITON_INTERPRET=1``). (default: ``"auto"``)
 
     Returns:
         ``[B, P, n]`` long tours, each a permutation of ``0..n-1`` beginning at its start city.
@@ -123,6 +135,8 @@ def pointer_decode(
     if not (isinstance(clip, (int, float)) and clip > 0 and math.isfinite(clip)):
         raise ValueError(f"{_OP}: clip must be a finite number > 0, got {clip!r}")
     which = resolve_backend(backend, fixed_queries, starts, op=_OP, implemented=TRITON_IMPLEMENTED)
+    if backend == "auto" and auto_prefers_torch(*starts.shape, n=keys.logit_keys.shape[-1]):
+        which = "torch"
     if which == "torch" or fixed_queries.dtype not in _KERNEL_DTYPES:
         return pointer_decode_reference(keys, fixed_queries, starts, clip=clip, noise=noise)
     from .kernel import pointer_decode_triton  # triton is imported only when the kernel runs

@@ -22,7 +22,12 @@ from kernels_helpers import city_points
 from geoattn.kernels import KERNELS, Backend
 from geoattn.kernels import pointer_decode as pointer_decode_pkg
 from geoattn.kernels.backend import UNVERIFIED_ON_GPU, triton_interpreting
-from geoattn.kernels.pointer_decode import PointerKeys, pointer_decode, pointer_decode_reference
+from geoattn.kernels.pointer_decode import (
+    PointerKeys,
+    auto_prefers_torch,
+    pointer_decode,
+    pointer_decode_reference,
+)
 from geoattn.kernels.pointer_decode import kernel as pointer_kernel
 from geoattn.kernels.pointer_decode.reference import compute_dtype, pointer_choice, pointer_compatibility
 from geoattn.nn import TSPAttentionModel
@@ -257,6 +262,23 @@ def test_float64_and_auto_use_the_reference(kernel_spy: MagicMock) -> None:
         assert kernel_spy.call_count == 1
 
 
+@pytest.mark.parametrize(
+    "instances,starts,n,torch_wins",
+    [
+        (10_000, 1, 100, True),
+        (1000, 8, 50, True),
+        (1, 1, 1000, True),
+        (999, 1, 999, False),
+        (10_000, 16, 1000, False),
+    ],
+)
+def test_auto_leaves_single_start_decoding_of_large_batches_to_torch(
+    instances: int, starts: int, n: int, torch_wins: bool
+) -> None:
+    # the cells of the H200 decoding table where one start per instance ran slower in the kernel than in torch
+    assert auto_prefers_torch(instances, starts, n=n) is torch_wins
+
+
 def test_triton_without_cuda_or_interpreter_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     keys, fixed, starts = _inputs(_model(), city_points(1, 5, seed=0), 1, seed=0)
@@ -365,3 +387,13 @@ def test_gpu_auto_runs_the_kernel_on_cuda(kernel_spy: MagicMock) -> None:
     assert decode_tours(model, coords, backend="torch").tours.is_cuda and not kernel_spy.called
     decode_tours(model, coords)
     assert kernel_spy.called
+
+
+@pytest.mark.gpu
+def test_gpu_auto_decodes_one_start_of_many_instances_with_torch(kernel_spy: MagicMock) -> None:
+    keys, fixed, starts = _inputs(
+        _model(device="cuda"), city_points(1000, 8, seed=5, device="cuda"), 1, seed=5
+    )
+    tours = pointer_decode(keys, fixed, starts, clip=10.0)
+    assert not kernel_spy.called
+    assert torch.equal(tours, pointer_decode(keys, fixed, starts, clip=10.0, backend="torch"))
