@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import statistics
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -35,10 +34,12 @@ from types import ModuleType
 
 import torch
 
+from geoattn.train.tasks.hsa_classification import comparison_table
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _common import markdown_table, write_report  # noqa: E402
+from _common import write_report  # noqa: E402
 
 EXAMPLES = {"imdb": "hsa_imdb.py", "sst": "hsa_sst.py", "multimodal": "hsa_multimodal.py"}
 
@@ -65,44 +66,6 @@ def _one_run(
     run_comparison(
         f"hsa/{name}", {variant: module.VARIANTS[variant]}, [seed], out, overrides=overrides, device=device
     )
-
-
-def _table(name: str, rows: list[dict[str, object]], variants: list[str]) -> str:
-    headers = [
-        "variant",
-        "seeds",
-        "params",
-        "steps",
-        "train s",
-        "val acc",
-        "test acc (mean ± std)",
-        "per seed",
-    ]
-    body = []
-    means: dict[str, float] = {}
-    for variant in variants:
-        mine = sorted((r for r in rows if r["variant"] == variant), key=lambda r: int(str(r["seed"])))
-        if not mine:
-            continue
-        test = [float(str(r["test_accuracy"])) for r in mine]
-        means[variant] = statistics.mean(test)
-        std = statistics.stdev(test) if len(test) > 1 else 0.0
-        body.append(
-            [
-                variant,
-                str(len(mine)),
-                f"{int(str(mine[0]['params'])):,}",
-                "/".join(sorted({str(r["steps"]) for r in mine})),
-                f"{statistics.mean(float(str(r['train_seconds'])) for r in mine):.1f}",
-                f"{statistics.mean(float(str(r['val_accuracy'])) for r in mine):.4f}",
-                f"{means[variant]:.4f} ± {std:.4f}",
-                ", ".join(f"{r['seed']}: {float(str(r['test_accuracy'])):.4f}" for r in mine),
-            ]
-        )
-    lines = [f"### {name}", "", markdown_table(headers, body)]
-    if "hsa" in means and "flat" in means:
-        lines += ["", f"HSA - flat: {100 * (means['hsa'] - means['flat']):+.2f} points of test accuracy."]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -155,11 +118,11 @@ def main(argv: list[str] | None = None) -> None:
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         rows = [r for r in rows if r["variant"] in variants and r["seed"] in seeds]
         note = getattr(modules[name], "NOTE", "")
-        sections.append(_table(f"hsa/{name}", rows, variants) + (f"\n\n{note}" if note else ""))
+        sections.append(comparison_table(rows, variants, f"hsa/{name}") + (f"\n\n{note}" if note else ""))
     body = (
         "Test accuracy of the final weights (exact, whole test split); every variant is the same HsaClassifier "
-        "(d=64, 4 heads, 2 layers) with the same steps and optimiser, the hierarchy being the only difference "
-        "between hsa and flat.\n\n" + "\n\n".join(sections)
+        "(d=64, 4 heads, 2 layers) with the same step budget and optimiser, the hierarchy being the only "
+        "difference between hsa and flat.\n\n" + "\n\n".join(sections)
     )
     config = {"examples": args.examples, "minutes": args.minutes, "device": device, "smoke": args.smoke}
     print(

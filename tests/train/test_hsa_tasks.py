@@ -211,3 +211,20 @@ def test_run_comparison_skips_finished_runs_and_resumes_interrupted_ones(
         "hsa/sst", variants, [0], tmp_path, overrides=[*tiny, "trainer.max_steps=4"], device="cpu"
     )
     assert third == second and "flat seed 0: already in" in capsys.readouterr().out
+
+
+def test_comparison_table_flags_runs_cut_by_the_time_limit() -> None:
+    from geoattn.train.tasks.hsa_classification import comparison_table
+
+    def row(variant: str, seed: int, steps: int, test: float) -> dict[str, object]:
+        return {
+            "variant": variant, "seed": seed, "steps": steps, "max_steps": 100, "params": 10,
+            "train_seconds": 1.0, "val_accuracy": test, "test_accuracy": test,
+        }  # fmt: skip
+
+    full = [row("hsa", 0, 100, 0.8), row("flat", 0, 100, 0.7)]
+    table = comparison_table(full, ["hsa", "flat"], "t")
+    assert "HSA - flat: +10.00 points" in table and "time limit" not in table
+    cut = comparison_table([row("hsa", 0, 100, 0.8), row("flat", 0, 40, 0.7)], ["hsa", "flat"], "t")
+    assert "Stopped at the time limit before max_steps (100):** flat seed 0." in cut
+    assert "equal-time comparison" in cut

@@ -61,6 +61,7 @@ __all__ = [
     "TreeClassificationData",
     "collate",
     "comparison_main",
+    "comparison_table",
     "count_parameters",
     "evaluate_accuracy",
     "run_comparison",
@@ -475,29 +476,43 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _summary(rows: Sequence[dict[str, Any]], variants: Sequence[str], title: str) -> str:
-    """Markdown: one row per variant, mean +- std over seeds, and the seeds' values."""
+def comparison_table(rows: Sequence[dict[str, Any]], variants: Sequence[str], title: str) -> str:
+    """Markdown: one row per variant (mean +- std over seeds, and the seeds' values), then HSA minus flat.
+
+    Runs that stopped at their time limit before ``max_steps`` are flagged under the table: the comparison is
+    then one of equal time, not of equal steps, and says so."""
     lines = [
         f"### {title}",
         "",
         "| variant | seeds | params | steps | train s (mean) | val acc | test acc (mean ± std) | test acc per seed |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
+    means: dict[str, float] = {}
     for variant in variants:
         mine = sorted((r for r in rows if r["variant"] == variant), key=lambda r: r["seed"])
         if not mine:
             continue
         test = [r["test_accuracy"] for r in mine]
         val = [r["val_accuracy"] for r in mine]
+        means[variant] = statistics.mean(test)
         std = statistics.stdev(test) if len(test) > 1 else 0.0
         steps = sorted({r["steps"] for r in mine})
         lines.append(
             f"| {variant} | {len(mine)} | {mine[0]['params']:,} | {'/'.join(map(str, steps))} | "
             f"{statistics.mean(r['train_seconds'] for r in mine):.1f} | {statistics.mean(val):.4f} | "
-            f"{statistics.mean(test):.4f} ± {std:.4f} | "
+            f"{means[variant]:.4f} ± {std:.4f} | "
             + ", ".join(f"{r['seed']}: {r['test_accuracy']:.4f}" for r in mine)
             + " |"
         )
+    short = sorted({f"{r['variant']} seed {r['seed']}" for r in rows if r["steps"] < r["max_steps"]})
+    if short:
+        lines += [
+            "",
+            f"**Stopped at the time limit before max_steps ({rows[0]['max_steps']}):** {', '.join(short)}. "
+            "The variants did not train for the same number of steps: this is an equal-time comparison.",
+        ]
+    if "hsa" in means and "flat" in means:
+        lines += ["", f"HSA - flat: {100 * (means['hsa'] - means['flat']):+.2f} points of test accuracy."]
     return "\n".join(lines)
 
 
@@ -594,7 +609,7 @@ def run_comparison(
                 f"val {row['val_accuracy']:.4f}, test {row['test_accuracy']:.4f}"
             )
     rows = [r for r in _read_rows(jsonl) if r["variant"] in variants and r["seed"] in set(seeds)]
-    table = _summary(rows, list(variants), title)
+    table = comparison_table(rows, list(variants), title)
     (folder / "results.md").write_text(table + ("\n\n" + note if note else "") + "\n")
     print(table)
     if not all(math.isfinite(r["test_accuracy"]) for r in rows):
