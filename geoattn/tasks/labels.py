@@ -2,11 +2,13 @@
 
 :func:`labelled_dataset` draws ``count`` instances of ``n`` points (:func:`~geoattn.tasks.points.uniform_points`
 with ``seed``), labels them (:func:`compute_labels`: a process pool over chunks of the batch) and, given a
-``cache_dir``, stores both in one ``.npz`` whose name is the key: task, ``n``, ``count``, ``seed``, the TSP
-solver (and LKH's ``runs``) and the cache format version. A second call with the same key loads the file
-instead of recomputing. Files are written to a temporary name in the same folder and renamed, so a reader
-never sees a partial file; a file that does not match its key (or cannot be read) is recomputed and replaced,
-with a warning.
+``cache_dir``, stores the labels in one ``.npz`` whose name is the key: task, ``n``, ``count``, ``seed``, the
+TSP solver (and LKH's ``runs``) and the cache format version. A second call with the same key loads the file
+instead of recomputing. The file holds the labels as the smallest integer type that fits (int16 below 32,768
+points) and the sha256 of the points, not the points themselves: they are drawn again from the seed and must
+hash the same (a million TSP20 labels take 25 MB instead of 200 MB, small enough to carry to another machine).
+Files are written to a temporary name in the same folder and renamed, so a reader never sees a partial file; a
+file that does not match its key or its points (or cannot be read) is recomputed and replaced, with a warning.
 
 Label shapes: convex hull ``[h]`` (:mod:`~geoattn.tasks.convex_hull`), Delaunay ``[m, 3]``
 (:mod:`~geoattn.tasks.delaunay`), TSP ``[n]`` (:mod:`~geoattn.tasks.tsp`), all int64.
@@ -15,6 +17,7 @@ Label shapes: convex hull ``[h]`` (:mod:`~geoattn.tasks.convex_hull`), Delaunay 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import multiprocessing
@@ -53,7 +56,7 @@ Task = Literal["convex_hull", "delaunay", "tsp"]
 #: The tasks with labels, as accepted by ``task`` arguments.
 TASKS: Final[tuple[str, ...]] = get_args(Task)
 #: Stored in every cache file and its name; bump it when labels or the file layout change.
-CACHE_FORMAT_VERSION: Final = 1
+CACHE_FORMAT_VERSION: Final = 2
 
 
 def _check_task(task: str) -> Task:
@@ -194,6 +197,10 @@ def cache_path(
     return Path(cache_dir) / f"{task}-n{n}-count{count}-seed{seed}{solver}-v{CACHE_FORMAT_VERSION}.npz"
 
 
+def _points_digest(points: npt.NDArray[np.float32]) -> str:
+    return hashlib.sha256(np.ascontiguousarray(points).tobytes()).hexdigest()
+
+
 def _save(
     path: Path, key: dict[str, Any], points: npt.NDArray[np.float32], labels: list[npt.NDArray[np.int64]]
 ) -> None:
@@ -201,16 +208,17 @@ def _save(
     offsets = np.zeros(len(labels) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(x) for x in labels])
     values = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
+    small = np.int16 if key["n"] <= np.iinfo(np.int16).max else np.int32
+    meta = {**key, "points_sha256": _points_digest(points)}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
         with tmp.open("wb") as f:
             np.savez(
                 f,
-                meta=np.array(json.dumps(key, sort_keys=True)),
-                points=points,
+                meta=np.array(json.dumps(meta, sort_keys=True)),
                 offsets=offsets,
-                values=values,
+                values=values.astype(small),
             )
             f.flush()
             os.fsync(f.fileno())
@@ -222,24 +230,28 @@ def _save(
 
 
 def _load(path: Path, key: dict[str, Any]) -> tuple[npt.NDArray[np.float32], list[npt.NDArray[np.int64]]]:
-    """Points and labels from a cache file; ValueError when it does not hold exactly ``key``'s dataset."""
+    """Points (drawn again from the seed) and labels of a cache file; ValueError when it does not hold exactly
+    ``key``'s dataset."""
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["meta"]))
-        points, offsets, values = data["points"], data["offsets"], data["values"]
+        offsets, values = data["offsets"], data["values"]
+    digest = meta.pop("points_sha256", None)
     if meta != key:
         raise ValueError(f"its key {meta} is not {key}")
     count, n = key["count"], key["n"]
     if (
-        points.shape != (count, n, 2)
-        or points.dtype != np.float32
-        or offsets.shape != (count + 1,)
+        offsets.shape != (count + 1,)
         or offsets[0] != 0
         or (np.diff(offsets) < 0).any()
         or offsets[-1] != values.shape[0]
-        or values.dtype != np.int64
+        or values.dtype.kind != "i"
     ):
         raise ValueError("its arrays do not have the shapes of the key")
-    return points, [values[offsets[i] : offsets[i + 1]] for i in range(count)]
+    points = uniform_points(count, n, seed=key["seed"]).numpy()
+    if _points_digest(points) != digest:
+        raise ValueError("the points drawn from its seed here do not hash as when it was written")
+    labels = values.astype(np.int64)
+    return points, [labels[offsets[i] : offsets[i + 1]] for i in range(count)]
 
 
 def labelled_dataset(

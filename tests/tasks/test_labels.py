@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ def test_cache_round_trip_and_reuse(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     first = labelled_dataset("convex_hull", 10, 6, seed=7, cache_dir=tmp_path, workers=1)
     assert not first.from_cache
     path = cache_path(tmp_path, "convex_hull", 10, 6, 7)
-    assert path.name == "convex_hull-n10-count6-seed7-v1.npz"
+    assert path.name == "convex_hull-n10-count6-seed7-v2.npz"
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temp file left behind
 
     def fail(*args: object, **kwargs: object) -> None:
@@ -77,7 +78,7 @@ def test_delaunay_cache_keeps_triangle_shapes(tmp_path: Path) -> None:
 def test_corrupt_or_foreign_cache_is_recomputed(tmp_path: Path) -> None:
     data = labelled_dataset("tsp", 6, 2, seed=0, cache_dir=tmp_path, workers=1)
     path = cache_path(tmp_path, "tsp", 6, 2, 0)
-    assert path.name == "tsp-n6-count2-seed0-heldkarp-v1.npz"
+    assert path.name == "tsp-n6-count2-seed0-heldkarp-v2.npz"
     path.write_bytes(b"truncated")
     with pytest.warns(UserWarning, match=r"label cache .* is unusable .*; recomputing it"):
         again = labelled_dataset("tsp", 6, 2, seed=0, cache_dir=tmp_path, workers=1)
@@ -91,10 +92,27 @@ def test_corrupt_or_foreign_cache_is_recomputed(tmp_path: Path) -> None:
         assert not labelled_dataset("tsp", 6, 2, seed=0, cache_dir=tmp_path, workers=1).from_cache
 
 
+def test_cache_holds_small_labels_and_checks_the_points_it_draws_again(tmp_path: Path) -> None:
+    data = labelled_dataset("tsp", 8, 5, seed=3, cache_dir=tmp_path, workers=1)
+    path = cache_path(tmp_path, "tsp", 8, 5, 3)
+    with np.load(path) as stored:
+        assert "points" not in stored and stored["values"].dtype == np.int16
+        arrays = {name: stored[name] for name in stored.files}
+    again = labelled_dataset("tsp", 8, 5, seed=3, cache_dir=tmp_path, workers=1)
+    assert again.from_cache and torch.equal(again.points, data.points)
+    assert all(x.dtype == torch.int64 for x in again.labels)
+    # Points that no longer hash as written (another generator, say) make the file unusable, not wrong.
+    meta = json.loads(str(arrays["meta"]))
+    arrays["meta"] = np.array(json.dumps({**meta, "points_sha256": "0" * 64}, sort_keys=True))
+    np.savez(path, **arrays)
+    with pytest.warns(UserWarning, match="do not hash as when it was written"):
+        assert not labelled_dataset("tsp", 8, 5, seed=3, cache_dir=tmp_path, workers=1).from_cache
+
+
 def test_lkh_is_part_of_the_key(tmp_path: Path) -> None:
-    assert cache_path(tmp_path, "tsp", 20, 5, 0).name == "tsp-n20-count5-seed0-lkh10-v1.npz"
-    assert cache_path(tmp_path, "tsp", 20, 5, 0, lkh_runs=3).name == "tsp-n20-count5-seed0-lkh3-v1.npz"
-    assert cache_path(tmp_path, "tsp", 10, 5, 0, tsp_solver="lkh").name == "tsp-n10-count5-seed0-lkh10-v1.npz"
+    assert cache_path(tmp_path, "tsp", 20, 5, 0).name == "tsp-n20-count5-seed0-lkh10-v2.npz"
+    assert cache_path(tmp_path, "tsp", 20, 5, 0, lkh_runs=3).name == "tsp-n20-count5-seed0-lkh3-v2.npz"
+    assert cache_path(tmp_path, "tsp", 10, 5, 0, tsp_solver="lkh").name == "tsp-n10-count5-seed0-lkh10-v2.npz"
 
 
 def test_bad_arguments() -> None:
