@@ -27,7 +27,7 @@ from geoattn.train import resolve_config, train
 from geoattn.train.checkpoint import instantiate_from_checkpoint
 from geoattn.train.tasks.pointer import PointerInstances, PointerTask
 
-EXPERIMENTS = ("convex_hull_50", "delaunay_5", "tsp_20")
+EXPERIMENTS = ("convex_hull_50", "convex_hull_5_50", "delaunay_5", "tsp_20")
 # A tiny network and labelled pools of 16 instances per size n = 5..7, on CPU.
 SMOKE = [
     "trainer.device=cpu",
