@@ -1,12 +1,14 @@
 """Train a pointer network on convex hulls, Delaunay triangulations or TSP, then score it greedy and with beams.
 
 The training run is the packaged experiment (``geoattn-train experiment=pointer/<name>``) driven from Python;
-a time limit ends it with a validated checkpoint (``--checkpoint`` skips training and scores a given one).
+a time limit ends it with a validated checkpoint (``--checkpoint`` skips training and scores a given one,
+``--pretrained`` a network shipped with geoattn, loaded by name and sha256-checked).
 The trained model is rebuilt from its checkpoint (``instantiate_from_checkpoint``) and scored on the
 experiment's fixed validation sets with greedy decoding and beam search, by the paper's metrics::
 
     python examples/train_pointer_network.py --experiment convex_hull_50 --minutes 8 --cache-dir runs/labels
     python examples/train_pointer_network.py --experiment tsp_20 --checkpoint runs/ptr_tsp --beams 1 4 16
+    python examples/train_pointer_network.py --experiment delaunay_5 --pretrained delaunay_5   # a shipped one
     python examples/train_pointer_network.py --smoke     # a tiny network for a few steps (run by the tests)
 
 Runs land in ``--out`` (config.yaml, run.json, metrics.jsonl, checkpoints/). Prints one row per validation
@@ -23,6 +25,7 @@ import torch
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
+from geoattn.solvers.pointer_pretrained import load_pointer_model
 from geoattn.train import resolve_config, train
 from geoattn.train.checkpoint import instantiate_from_checkpoint
 from geoattn.train.tasks.pointer import PointerInstances, PointerTask
@@ -52,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--experiment", choices=EXPERIMENTS, default=EXPERIMENTS[0], help="pointer/<name>")
     parser.add_argument("--minutes", type=float, default=8.0, help="training time limit")
     parser.add_argument("--checkpoint", type=Path, help="score this checkpoint (file or run folder) only")
+    parser.add_argument("--pretrained", help="score this shipped network only (available_pointer_models())")
     parser.add_argument("--cache-dir", type=Path, help="label cache folder (data.cache_dir)")
     parser.add_argument("--beams", type=int, nargs="+", default=[1, 4], help="beam widths (1: greedy)")
     parser.add_argument("--seed", type=int, default=0)
@@ -64,18 +68,28 @@ def main(argv: list[str] | None = None) -> None:
     overrides = [f"experiment=pointer/{args.experiment}", f"seed={args.seed}"]
     if args.cache_dir is not None:
         overrides.append(f"data.cache_dir={args.cache_dir}")
-    overrides += SMOKE if args.smoke else [f"trainer.time_limit_s={60 * args.minutes}"]
+    if args.smoke:  # a shipped network is scored at its experiment's sizes, on a few instances
+        overrides += ["data.val_count=8", "data.label_workers=1"] if args.pretrained else SMOKE
+    else:
+        overrides.append(f"trainer.time_limit_s={60 * args.minutes}")
     with initialize_config_module(config_module="geoattn.configs", version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
-    checkpoint = args.checkpoint
-    if checkpoint is None:
-        result = train(cfg, run_dir=args.out)
-        print(f"trained {result.step} steps")
-        checkpoint = result.last_checkpoint
-    assert checkpoint is not None
     device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
-    model = instantiate_from_checkpoint(checkpoint, map_location=device).eval()
-    assert isinstance(model, PointerTask)
+    if args.pretrained is not None:
+        model = load_pointer_model(args.pretrained, map_location=device)
+        if model.problem != cfg.model.problem:
+            parser.error(
+                f"--pretrained {args.pretrained} solves {model.problem}, not pointer/{args.experiment}"
+            )
+    else:
+        checkpoint = args.checkpoint
+        if checkpoint is None:
+            result = train(cfg, run_dir=args.out)
+            print(f"trained {result.step} steps")
+            checkpoint = result.last_checkpoint
+        assert checkpoint is not None
+        model = instantiate_from_checkpoint(checkpoint, map_location=device).eval()
+        assert isinstance(model, PointerTask)
     data: PointerInstances = instantiate(resolve_config(cfg)["data"])
 
     rows: list[tuple[str, dict[str, float]]] = []
