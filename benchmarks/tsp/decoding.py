@@ -22,7 +22,9 @@ cell is skipped when its estimated memory exceeds ``--max-memory-gb`` or when th
 linearly, predicts more than ``--cell-seconds``.
 
 End-to-end table. ``decode_tours`` (greedy, or POMO multi-start from every city with the x8 augmentation) then
-``two_opt`` on ``--e2e-instances`` seeded TSP``--e2e-n`` instances, with ``backend="torch"`` for both, then
+``two_opt`` (and, in the ``+ Or-opt`` rows, one ``or_opt`` pass after it, torch in both columns: the difference
+between a pipeline's two rows is Or-opt's share of the time, which says whether a Triton Or-opt would pay) on
+``--e2e-instances`` seeded TSP``--e2e-n`` instances, with ``backend="torch"`` for both, then
 ``backend="triton"`` for both: instances/s and mean tour length (the Triton path must keep torch's quality).
 
 GPU host (the numbers to record; all of it takes longer than 10 minutes, so in two parts, each its own file)::
@@ -65,7 +67,7 @@ from geoattn.kernels.pointer_decode.reference import (
     pointer_decode_step_reference,
 )
 from geoattn.nn import TSPAttentionModel
-from geoattn.solvers import DecodeStrategy, decode_tours, load_pretrained, two_opt
+from geoattn.solvers import DecodeStrategy, decode_tours, load_pretrained, or_opt, two_opt
 from geoattn.solvers.neural import spread_starts
 from geoattn.tasks import uniform_points
 
@@ -208,10 +210,13 @@ def _solve(
     strategy: DecodeStrategy,
     augment: bool,
     backend: Backend,
+    then_or_opt: bool,
 ) -> torch.Tensor:
-    """Lengths ``[B]`` of ``decode_tours`` then ``two_opt`` on ``coords``, both with ``backend``."""
+    """Lengths ``[B]`` of ``decode_tours`` then ``two_opt`` on ``coords``, both with ``backend``, then (if
+    ``then_or_opt``) ``or_opt``, which has only the torch implementation."""
     decoded = decode_tours(model, coords, strategy=strategy, augment=augment, backend=backend)
-    return two_opt(coords, decoded.tours, backend=backend).lengths
+    improved = two_opt(coords, decoded.tours, backend=backend)
+    return or_opt(coords, improved.tours).lengths if then_or_opt else improved.lengths
 
 
 def end_to_end_rows(
@@ -219,15 +224,19 @@ def end_to_end_rows(
 ) -> list[list[str]]:
     """The end-to-end table: ``decode_tours`` + ``two_opt`` per pipeline, torch vs Triton."""
     coords = uniform_points(args.e2e_instances, args.e2e_n, seed=args.seed + 1).to(device)
-    pipelines: dict[str, tuple[DecodeStrategy, bool]] = {
-        "greedy + 2-opt": ("greedy", False),
-        "POMO x8 + 2-opt": ("multistart", True),
+    pipelines: dict[str, tuple[DecodeStrategy, bool, bool]] = {
+        "greedy + 2-opt": ("greedy", False, False),
+        "greedy + 2-opt + Or-opt": ("greedy", False, True),
+        "POMO x8 + 2-opt": ("multistart", True, False),
+        "POMO x8 + 2-opt + Or-opt": ("multistart", True, True),
     }
     out = []
-    for name, (strategy, augment) in pipelines.items():
+    for name, (strategy, augment, then_or_opt) in pipelines.items():
         rates, lengths = {}, {}
         for backend in BACKENDS:
-            solve = functools.partial(_solve, model, strategy=strategy, augment=augment, backend=backend)
+            solve = functools.partial(
+                _solve, model, strategy=strategy, augment=augment, backend=backend, then_or_opt=then_or_opt
+            )
             solve(coords[:2])  # warm-up
             seconds, length = timed_calls(functools.partial(solve, coords), device, min_seconds=0.0)
             rates[backend] = args.e2e_instances / seconds

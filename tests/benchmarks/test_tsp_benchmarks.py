@@ -115,7 +115,12 @@ def test_decoding_smoke(tmp_path: Path, run_script: Callable[..., str]) -> None:
     e2e = [
         [c.strip() for c in line.strip("|").split("|")] for line in printed.splitlines() if "+ 2-opt" in line
     ]
-    assert [c[0] for c in e2e] == ["greedy + 2-opt", "POMO x8 + 2-opt"]
+    names = ["greedy + 2-opt", "greedy + 2-opt + Or-opt", "POMO x8 + 2-opt", "POMO x8 + 2-opt + Or-opt"]
+    assert [c[0] for c in e2e] == names
     assert all(c[-1] == c[-2] for c in e2e), printed  # the same mean length on both paths
+    length = {c[0]: float(c[-1]) for c in e2e}
+    assert all(
+        length[f"{name} + Or-opt"] <= length[name] + 1e-9 for name in names[::2]
+    )  # Or-opt never worsens
     report = out.read_text()
     assert "seed: 0" in report and "git:" in report and "End to end" in report
