@@ -9,6 +9,6 @@ reference otherwise; an op whose folder has no ``kernel.py`` yet runs its refere
 from .backend import Backend, resolve_backend, triton_available, triton_implemented
 
 # Every kernel folder, by op name (reported by `geoattn info`; a test checks it against the folders).
-KERNELS = ("pairwise_dist", "manifold_attention", "two_opt", "pointer_decode")
+KERNELS = ("pairwise_dist", "manifold_attention", "two_opt", "pointer_decode", "distance_logsumexp")
 
 __all__ = ["KERNELS", "Backend", "resolve_backend", "triton_available", "triton_implemented"]

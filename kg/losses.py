@@ -27,6 +27,10 @@ the loss only needs, per row :math:`b`, the scores at the positives :math:`P_b` 
 
 Every other loss (margin losses, ``pos_weight``, sample weights, ...) goes through PyKEEN's own
 ``process_lcwa_scores`` on a dense label matrix built on the scores' device by :func:`dense_labels`.
+
+For distance-based scores :math:`x_{bj} = -\|q_b - t_j\|^p + \beta_b + \gamma_j`, the cross entropy needs of the
+``[B, N]`` matrix only its row log-sum-exp and row sums, which :func:`fused_lcwa_cross_entropy` takes from
+:func:`geoattn.kernels.distance_logsumexp.distance_logsumexp` without forming the matrix.
 """
 
 from __future__ import annotations
@@ -38,7 +42,16 @@ from pykeen.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss
 from pykeen.typing import FloatTensor, LongTensor
 from torch.nn import functional as F
 
-__all__ = ["PositiveTargets", "dense_labels", "sparse_lcwa_loss", "supports_sparse_lcwa"]
+from ..kernels.backend import Backend
+from ..kernels.distance_logsumexp import distance_logsumexp
+
+__all__ = [
+    "PositiveTargets",
+    "dense_labels",
+    "fused_lcwa_cross_entropy",
+    "sparse_lcwa_loss",
+    "supports_sparse_lcwa",
+]
 
 
 class PositiveTargets(NamedTuple):
@@ -108,12 +121,110 @@ def sparse_lcwa_loss(
         if c:
             total = total - c * scores.sum()
         return total / (num_rows * num_targets) if loss.reduction == "mean" else total
-    # cross entropy against the L1-normalised label rows
-    row_mass = torch.zeros(num_rows, dtype=scores.dtype, device=scores.device).index_add_(
-        0, targets.rows, values
+    return _cross_entropy(
+        torch.logsumexp(scores, dim=-1),
+        scores.sum(dim=-1) if eps else None,
+        positive,
+        targets,
+        eps,
+        num_targets,
+        loss.reduction,
     )
-    row_positive = torch.zeros_like(row_mass).index_add_(0, targets.rows, positive)
-    per_row = torch.logsumexp(scores, dim=-1) - (1.0 - eps) * row_positive / row_mass
-    if eps:
-        per_row = per_row - (eps / num_targets) * scores.sum(dim=-1)
-    return per_row.mean() if loss.reduction == "mean" else per_row.sum()
+
+
+def _cross_entropy(
+    lse: FloatTensor,
+    rowsum: FloatTensor | None,
+    positive: FloatTensor,
+    targets: PositiveTargets,
+    eps: float,
+    num_targets: int,
+    reduction: str,
+) -> FloatTensor:
+    r"""The module's cross entropy :math:`\ell_b` from the row log-sum-exp ``lse [B]``, the row sums ``[B]`` of the
+    scores (``None`` when ``eps = 0``) and ``positive [nnz]`` (each positive's score times its multiplicity),
+    reduced by ``reduction`` (``"mean"`` or ``"sum"``)."""
+    row_mass = torch.zeros_like(lse).index_add_(0, targets.rows, targets.values.to(lse.dtype))
+    row_positive = torch.zeros_like(lse).index_add_(0, targets.rows, positive)
+    per_row = lse - (1.0 - eps) * row_positive / row_mass
+    if eps and rowsum is not None:
+        per_row = per_row - (eps / num_targets) * rowsum
+    return per_row.mean() if reduction == "mean" else per_row.sum()
+
+
+def fused_lcwa_cross_entropy(
+    q: FloatTensor,
+    t: FloatTensor,
+    gamma: FloatTensor | None,
+    beta: FloatTensor | None,
+    targets: PositiveTargets,
+    *,
+    squared: bool,
+    label_smoothing: float | None,
+    num_targets: int,
+    reduction: str = "mean",
+    backend: Backend = "auto",
+) -> FloatTensor:
+    r"""PyKEEN's LCWA :class:`~pykeen.losses.CrossEntropyLoss` of distance scores, without the ``[B, N]`` matrix.
+
+    The scores are :math:`x_{bj} = s_{bj} + \beta_b` with :math:`s_{bj} = -\|q_b - t_j\|_2^{\,p} + \gamma_j`
+    (:math:`p = 2` for ``squared=True``, else 1), and the loss is the module's cross entropy
+
+    .. math::
+        \ell_b = \operatorname{logsumexp}_j x_{bj} - (1-\varepsilon) \sum_{j \in P_b} p_{bj} x_{bj}
+                 - \frac{\varepsilon}{N} \sum_j x_{bj},
+
+    i.e. :func:`sparse_lcwa_loss` on the materialised :math:`x` (``CrossEntropyLoss(reduction=reduction)``), with
+    :math:`\operatorname{logsumexp}_j x_{bj} = \operatorname{lse}_b + \beta_b` and
+    :math:`\sum_j x_{bj} = \operatorname{rowsum}_b + N\beta_b` from
+    :func:`~geoattn.kernels.distance_logsumexp.distance_logsumexp` (the Triton kernel on CUDA), and the
+    positives' scores :math:`x_{bj}, j \in P_b` computed row-wise from ``q[rows]`` and ``t[cols]``
+    (``O(nnz d)``; the direct difference, so they are more accurate than the Gram form near 0). The
+    :math:`\beta_b` terms cancel in exact arithmetic (:math:`1 - (1-\varepsilon) - \varepsilon = 0`); they are
+    kept so that values and gradients are those of the materialised path.
+
+    Args:
+        q: ``[B, d]`` query points.
+        t: ``[N, d]`` points of every target.
+        gamma: ``[N]`` target biases, or ``None``.
+        beta: ``[B]`` row biases, or ``None``.
+        targets: the positives of the rows (every row has at least one).
+        squared: ``True`` for squared distances (:math:`p = 2`), ``False`` for distances (:math:`p = 1`).
+        label_smoothing: PyKEEN's ``label_smoothing`` :math:`\varepsilon` (``None`` or ``0`` for none).
+        num_targets: :math:`N`, the number of rows of ``t``.
+        reduction: ``"mean"`` (over rows, PyKEEN's default) or ``"sum"``. Default ``"mean"``.
+        backend: of :func:`~geoattn.kernels.distance_logsumexp.distance_logsumexp` (default ``"auto"``: Triton
+            for CUDA tensors, the torch reference otherwise).
+
+    Returns:
+        the scalar loss, in float32 for float32/float16/bfloat16 inputs and float64 for float64.
+
+    Raises:
+        ValueError: for a ``num_targets`` other than ``t``'s rows, a ``reduction`` other than ``"mean"``/``"sum"``,
+            or a ``beta`` that is not ``[B]`` (and everything :func:`distance_logsumexp` rejects).
+    """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"fused_lcwa_cross_entropy: reduction must be 'mean' or 'sum', got {reduction!r}")
+    if num_targets != t.shape[0]:
+        raise ValueError(
+            f"fused_lcwa_cross_entropy: num_targets={num_targets} must be the number of rows of t {tuple(t.shape)}"
+        )
+    if beta is not None and tuple(beta.shape) != (q.shape[0],):
+        raise ValueError(
+            f"fused_lcwa_cross_entropy: beta must be None or [B] = [{q.shape[0]}], got {tuple(beta.shape)}"
+        )
+    eps = float(label_smoothing or 0.0)
+    lse, rowsum = distance_logsumexp(q, t, gamma, squared=squared, backend=backend)
+    dtype = lse.dtype
+    diff = q[targets.rows].to(dtype) - t[targets.cols].to(dtype)  # [nnz, d]
+    positive = diff.square().sum(-1) if squared else torch.linalg.vector_norm(diff, dim=-1)
+    positive = -positive
+    if gamma is not None:
+        positive = positive + gamma[targets.cols].to(dtype)
+    if beta is not None:
+        beta = beta.to(dtype)
+        lse = lse + beta
+        rowsum = rowsum + num_targets * beta
+        positive = positive + beta[targets.rows]
+    positive = positive * targets.values.to(dtype)
+    return _cross_entropy(lse, rowsum, positive, targets, eps, num_targets, reduction)

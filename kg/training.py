@@ -16,7 +16,9 @@ The loss is then computed from those positives without a label matrix for binary
 (:mod:`geoattn.kg.losses`), or by PyKEEN's ``process_lcwa_scores`` on a label matrix built on the device for every
 other loss; either way the objective is PyKEEN's. Scores come from the model's ``score_h``/``score_r``/``score_t``
 (any PyKEEN model), or for tail prediction with PyKEEN's L2 TransE/MuRE/RotatE from one matrix product
-(:mod:`geoattn.kg.scoring`; ``fast_scoring=False`` turns that off).
+(:mod:`geoattn.kg.scoring`; ``fast_scoring=False`` turns that off). With ``fused_loss=True`` those models' softmax
+cross entropy skips the ``[batch, num_entities]`` score matrix altogether
+(:func:`geoattn.kg.losses.fused_lcwa_cross_entropy`, a Triton log-sum-exp over distance tiles on CUDA).
 
 Everything outside the batch (epochs, stoppers, checkpoints, callbacks, result trackers, sub-batching, slicing,
 automatic memory optimisation) is PyKEEN's own :class:`~pykeen.training.TrainingLoop`. The shuffling uses the same
@@ -29,14 +31,20 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pykeen.losses import Loss
+from pykeen.losses import CrossEntropyLoss, Loss
 from pykeen.training import LCWATrainingLoop
 from pykeen.triples import CoreTriplesFactory, LCWAInstances
 from pykeen.typing import FloatTensor, LongTensor
 from torch.utils.data import DataLoader, Dataset
 
-from .losses import PositiveTargets, dense_labels, sparse_lcwa_loss, supports_sparse_lcwa
-from .scoring import OneToManyScorer, fast_tail_scorer
+from .losses import (
+    PositiveTargets,
+    dense_labels,
+    fused_lcwa_cross_entropy,
+    sparse_lcwa_loss,
+    supports_sparse_lcwa,
+)
+from .scoring import OneToManyDecomposer, OneToManyScorer, fast_tail_scorer, tail_distance_decomposition
 
 __all__ = ["DeviceIncidence", "FastLCWATrainingLoop"]
 
@@ -109,12 +117,19 @@ class FastLCWATrainingLoop(LCWATrainingLoop):
         fast_scoring: for tail prediction, score PyKEEN's L2 TransE/MuRE/RotatE against all entities with one
             matrix product (:func:`~geoattn.kg.scoring.fast_tail_scorer`) instead of the model's broadcast
             ``score_t`` (default ``True``; no effect on other models, on slicing or in inductive modes).
+        fused_loss: for tail prediction with PyKEEN's L2 TransE/MuRE/RotatE and PyKEEN's
+            :class:`~pykeen.losses.CrossEntropyLoss` (reduction ``"mean"`` or ``"sum"``), compute the loss with
+            :func:`~geoattn.kg.losses.fused_lcwa_cross_entropy`, which never forms the ``[batch, num_entities]``
+            score matrix (in inductive modes the loop falls back to the materialised path). Default ``False``
+            until a GPU measurement (``benchmarks/kg/epoch_speed.py``, column "fused step ms") shows that it
+            pays; the objective is the same either way, up to float rounding.
         kwargs: everything :class:`~pykeen.training.LCWATrainingLoop` takes (``model``, ``triples_factory``,
             ``optimizer``, ``target``, ...); ``loss_weighter`` is not supported.
 
     Raises:
-        ValueError: when a ``loss_weighter`` is given.
-        TypeError: when ``fast_scoring`` is not a bool.
+        ValueError: when a ``loss_weighter`` is given, or ``fused_loss=True`` for a model, loss or target it does
+            not support.
+        TypeError: when ``fast_scoring`` or ``fused_loss`` is not a bool.
 
     Example::
 
@@ -127,20 +142,46 @@ class FastLCWATrainingLoop(LCWATrainingLoop):
     #: the training pairs and their targets on the model's device, set when the training data loader is created
     incidence: DeviceIncidence | None
 
-    def __init__(self, *, fast_scoring: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *, fast_scoring: bool = True, fused_loss: bool = False, **kwargs: Any) -> None:
         if kwargs.get("loss_weighter") is not None:
             raise ValueError(
                 f"FastLCWATrainingLoop: loss_weighter={kwargs['loss_weighter']!r} is not supported; use "
                 "training_loop='lcwa' for per-instance loss weights"
             )
-        if not isinstance(fast_scoring, bool):
-            raise TypeError(f"FastLCWATrainingLoop: fast_scoring must be a bool, got {fast_scoring!r}")
+        for name, flag in (("fast_scoring", fast_scoring), ("fused_loss", fused_loss)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"FastLCWATrainingLoop: {name} must be a bool, got {flag!r}")
         super().__init__(**kwargs)
         self.fast_scoring = fast_scoring
+        self.fused_loss = fused_loss
         self.incidence = None
         self._tail_scorer: OneToManyScorer | None = (
             fast_tail_scorer(self.model) if fast_scoring and self.target == 2 else None
         )
+        self._decomposer: OneToManyDecomposer | None = self._fused_decomposer() if fused_loss else None
+
+    def _fused_decomposer(self) -> OneToManyDecomposer:
+        """The model's distance decomposition for ``fused_loss=True``, or a ``ValueError`` naming what is supported."""
+        decompose = tail_distance_decomposition(self.model) if self.target == 2 else None
+        loss = self.loss
+        problems = []
+        if decompose is None:
+            problems.append(
+                f"model {type(self.model).__name__} with target={self.target} (supported: tail prediction, "
+                "target=2, with PyKEEN's TransE or MuRE with scoring_fct_norm=2, or RotatE)"
+            )
+        if type(loss) is not CrossEntropyLoss or loss.reduction not in ("mean", "sum"):
+            problems.append(
+                f"loss {type(loss).__name__}(reduction={loss.reduction!r}) (supported: PyKEEN's "
+                "CrossEntropyLoss with reduction 'mean' or 'sum')"
+            )
+        if decompose is None or problems:
+            raise ValueError(
+                "FastLCWATrainingLoop: fused_loss=True does not support "
+                + " and ".join(problems)
+                + "; use fused_loss=False"
+            )
+        return decompose
 
     def _create_training_data_loader(  # type: ignore[override]
         self, triples_factory: CoreTriplesFactory, sampler: str | None, **kwargs: Any
@@ -184,6 +225,25 @@ class FastLCWATrainingLoop(LCWATrainingLoop):
         if self.incidence is None:
             raise RuntimeError("FastLCWATrainingLoop: no training data loader was created (call train first)")
         ids = batch[start:stop].to(device=self.model.device, non_blocking=True)
+        if self._decomposer is not None and self.mode is None:
+            pieces = self._decomposer(self.incidence.pairs[ids])
+            targets = self.incidence.positives(ids)
+            q, t = pieces.q, pieces.t
+            if pieces.scale != 1.0:  # scale ||q - t||^p = ||c q - c t||^p with c = scale^(1/p)
+                c = pieces.scale ** (0.5 if pieces.squared else 1.0)
+                q, t = q * c, t * c
+            value = fused_lcwa_cross_entropy(
+                q,
+                t,
+                pieces.gamma,
+                pieces.beta,
+                targets,
+                squared=pieces.squared,
+                label_smoothing=label_smoothing,
+                num_targets=self.num_targets,
+                reduction=self.loss.reduction,
+            )
+            return value + self.model.collect_regularization_term()
         scores = self.scores(self.incidence.pairs[ids], slice_size)
         targets = self.incidence.positives(ids)
         loss: Loss = self.loss

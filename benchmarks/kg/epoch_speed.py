@@ -12,9 +12,10 @@ hyper-parameters and is evaluated on the filtered test split:
 Seconds per epoch are wall-clock times between epoch ends (CUDA synchronised), the median over epochs after the
 first (which includes Triton compilation and CUDA warm-up) when there are several. A per-batch breakdown of our
 loop follows (``triton.testing.do_bench``): one training step (scores and loss, forward and backward) with the
-matrix-product scorer of PyKEEN's L2 MuRE/TransE/RotatE and without it (the model's broadcast ``score_t``), and
-the loss alone on a materialised ``[batch, num_entities]`` score matrix, which bounds what fusing the loss into
-the scoring kernel could save.
+matrix-product scorer of PyKEEN's L2 MuRE/TransE/RotatE and without it (the model's broadcast ``score_t``), the
+loss alone on a materialised ``[batch, num_entities]`` score matrix, which bounds what fusing the loss into the
+scoring kernel could save, and the same step with that fused loss (``fused_loss=True``: a Triton log-sum-exp over
+distance tiles, no score matrix; for those models with the cross-entropy loss, ``n/a`` otherwise).
 
 Every record is appended to ``<out-dir>/kg_epoch_speed_runs.jsonl`` as it finishes; a rerun with the same
 configuration skips what is there, so a run cut short, or split over calls (``--datasets wn18rr`` then
@@ -24,6 +25,11 @@ tabulates every record in the file.
 GPU (the numbers to record; about 6-7 minutes on one H200 by estimate, not yet measured)::
 
     python benchmarks/kg/epoch_speed.py --device cuda --data-root .data/kg --out-dir benchmarks/results
+
+Only the per-batch breakdown (fused vs unfused step; about a minute on one H200 by estimate)::
+
+    python benchmarks/kg/epoch_speed.py --device cuda --data-root .data/kg --out-dir /tmp/kg_fused \\
+        --breakdown-only
 
 Smoke test (any machine; a tiny WN18RR slice on the CPU, seconds; numbers are meaningless)::
 
@@ -43,6 +49,7 @@ from typing import Any
 
 import torch
 from pykeen.datasets.base import Dataset
+from pykeen.losses import CrossEntropyLoss
 from pykeen.models import Model, model_resolver
 from pykeen.pipeline import pipeline
 from pykeen.training.callbacks import TrainingCallback
@@ -50,7 +57,7 @@ from pykeen.training.callbacks import TrainingCallback
 import geoattn.kg  # noqa: F401  (registers "fastlcwa" and geoattn's models with PyKEEN)
 from geoattn.kg import FastLCWATrainingLoop, local_kg_dataset
 from geoattn.kg.losses import sparse_lcwa_loss, supports_sparse_lcwa
-from geoattn.kg.scoring import fast_tail_scorer
+from geoattn.kg.scoring import fast_tail_scorer, tail_distance_decomposition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
 from _common import markdown_table, median_ms, read_jsonl, write_report
@@ -95,6 +102,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--out-dir", type=Path, default=ROOT / "benchmarks" / "results", help="runs and report"
     )
     parser.add_argument("--smoke", action="store_true", help="tiny WN18RR slice, d=8, 1 and 3 epochs, CPU")
+    parser.add_argument(
+        "--breakdown-only",
+        action="store_true",
+        help="run only the per-batch breakdown (no training runs); records and report as usual",
+    )
     args = parser.parse_args(argv)
     args.datasets = [d.strip().lower().replace("-", "") for d in args.datasets.split(",") if d.strip()]
     if not set(args.datasets) <= set(DATASETS):
@@ -138,9 +150,13 @@ class EpochTimer(TrainingCallback):
         self._last = now
 
 
-def _loop_on(instance: Model, dataset: Dataset, batch_size: int, fast: bool) -> FastLCWATrainingLoop:
+def _loop_on(
+    instance: Model, dataset: Dataset, batch_size: int, fast: bool, fused: bool = False
+) -> FastLCWATrainingLoop:
     """Our loop on ``instance`` with its device incidence built (as ``train`` would)."""
-    loop = FastLCWATrainingLoop(model=instance, triples_factory=dataset.training, fast_scoring=fast)
+    loop = FastLCWATrainingLoop(
+        model=instance, triples_factory=dataset.training, fast_scoring=fast, fused_loss=fused
+    )
     loop._create_training_data_loader(dataset.training, sampler=None, batch_size=batch_size)
     return loop
 
@@ -156,8 +172,9 @@ def _step_ms(loop: FastLCWATrainingLoop, ids: torch.Tensor, label_smoothing: flo
 
 def batch_breakdown(args: argparse.Namespace, dataset: Dataset, model: str) -> dict[str, Any]:
     """Milliseconds of one training batch of our loop, with and without the matrix-product scorer (``None``
-    when the model has none), and of the loss alone on a materialised score matrix (``None`` when the loss has no
-    sparse path: it then runs through PyKEEN's dense one)."""
+    when the model has none), of the loss alone on a materialised score matrix (``None`` when the loss has no
+    sparse path: it then runs through PyKEEN's dense one), and of the step with the fused loss (``None`` unless
+    the model has a distance decomposition and the loss is PyKEEN's cross entropy)."""
     instance = model_resolver.make(
         model,
         dict(embedding_dim=args.dim, loss=args.loss, random_seed=args.seed),
@@ -175,6 +192,8 @@ def batch_breakdown(args: argparse.Namespace, dataset: Dataset, model: str) -> d
         sparse_lcwa_loss(instance.loss, scores, targets, args.label_smoothing).backward()
 
     generic = _loop_on(instance, dataset, args.batch_size, fast=False)
+    fusable = tail_distance_decomposition(instance) is not None and type(instance.loss) is CrossEntropyLoss
+    fused = _loop_on(instance, dataset, args.batch_size, fast=True, fused=True) if fusable else None
     return {
         "epochs": 0,
         "rows": len(ids),
@@ -184,6 +203,7 @@ def batch_breakdown(args: argparse.Namespace, dataset: Dataset, model: str) -> d
         "loss_ms": median_ms(loss_only, grad_to_none=[scores])
         if supports_sparse_lcwa(instance.loss)
         else None,
+        "fused_ms": _step_ms(fused, ids, args.label_smoothing) if fused is not None else None,
     }
 
 
@@ -281,6 +301,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
         batch = by_key.get((dataset, model, BREAKDOWN, 0))
         if batch:
             step, generic, loss = batch["step_ms"], batch["generic_ms"], batch["loss_ms"]
+            fused = batch.get("fused_ms")  # absent in records written before the fused loss existed
             batch_rows.append(
                 [
                     dataset,
@@ -290,6 +311,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
                     "n/a (no fast scorer)" if generic is None else f"{generic:.2f} ({generic / step:.1f}x)",
                     _fmt(loss, ".2f"),
                     "-" if loss is None else f"{loss / step:.0%}",
+                    "n/a" if fused is None else f"{fused:.2f} ({step / fused:.2f}x)",
                 ]
             )
     note = (
@@ -303,8 +325,9 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
         parts.append(
             "Per training batch of our loop (median ms; `triton.testing.do_bench` on CUDA): a step (scores + loss, "
             "forward and backward) with the matrix-product scorer, without it (the model's broadcast `score_t`), "
-            "and the loss alone on a materialised score matrix: the most a loss fused into the scoring kernel "
-            "could save."
+            "the loss alone on a materialised score matrix: the most a loss fused into the scoring kernel "
+            "could save, and the step with that fused loss (`fused_loss=True`; in brackets the speed-up over "
+            "the step; n/a: no distance decomposition or not the cross-entropy loss)."
         )
         headers = [
             "dataset",
@@ -314,7 +337,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
             "without fast scorer ms",
             "loss-only ms",
         ]
-        parts.append(markdown_table([*headers, "loss share"], batch_rows))
+        parts.append(markdown_table([*headers, "loss share", "fused step ms"], batch_rows))
     return "\n\n".join(parts)
 
 
@@ -331,7 +354,9 @@ def _summary(record: dict[str, Any]) -> str:
     if record["loop"] == BREAKDOWN:
         generic = record["generic_ms"]
         without = "" if generic is None else f"; {generic:.2f} ms without the fast scorer"
-        return f"{record['step_ms']:.2f} ms per training step{without}"
+        fused = record.get("fused_ms")
+        with_fused = "" if fused is None else f"; {fused:.2f} ms with the fused loss"
+        return f"{record['step_ms']:.2f} ms per training step{without}{with_fused}"
     return f"{record['epochs']} ep., {record['seconds_per_epoch']:.3f} s/epoch, MRR {record['mrr']:.4f}"
 
 
@@ -343,6 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = _load_runs(runs_path, config)
     done = {(r["dataset"], r["model"], r["loop"], r["epochs"]) for r in runs}
     plan = [(loop, args.pykeen_epochs) for loop in LOOPS] + [("ours", args.epochs), (BREAKDOWN, 0)]
+    if args.breakdown_only:
+        plan = [(BREAKDOWN, 0)]
     for name in args.datasets:
         dataset = local_kg_dataset(
             name, args.data_root, tiny=args.smoke, num_entities=300, create_inverse_triples=True

@@ -1,6 +1,6 @@
 """``FastLCWATrainingLoop``: found by name, PyKEEN's LCWA objective on a fixed batch (float32 and float64, every
-loss path, head and tail targets), the same training trajectory as PyKEEN's loop, checkpoints and stoppers through
-PyKEEN's machinery, and clear errors."""
+loss path, head and tail targets, the fused loss), the same training trajectory as PyKEEN's loop (and with the fused
+loss as without), checkpoints and stoppers through PyKEEN's machinery, and clear errors."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from pykeen.triples import LCWAInstances
 from torch.utils.data import default_collate
 
 import geoattn.kg  # noqa: F401  (registers the loop)
+import geoattn.kg.losses as losses_module
 from geoattn.kg import FastLCWATrainingLoop, RotH, local_kg_dataset
 from geoattn.kg.losses import PositiveTargets, dense_labels, sparse_lcwa_loss, supports_sparse_lcwa
-from geoattn.kg.scoring import fast_tail_scorer
+from geoattn.kg.scoring import fast_tail_scorer, tail_distance_decomposition
 from geoattn.kg.training import DeviceIncidence
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kg"
@@ -108,24 +109,29 @@ def _model(name: str, tiny: Dataset, dtype: torch.dtype = torch.float32, **kwarg
     return model.to(dtype)  # RotatE stores complex embeddings as real pairs
 
 
-@pytest.mark.parametrize(
-    ("name", "kwargs"),
-    [
-        ("MuRE", {}),
-        ("RotatE", {}),
-        ("TransE", {"scoring_fct_norm": 2}),
-        ("TransE", {"scoring_fct_norm": 2, "power_norm": True}),
-    ],
-)
+# the models with a distance decomposition (a fast scorer and the fused loss)
+DISTANCE_MODELS = [
+    ("MuRE", {}),
+    ("RotatE", {}),
+    ("TransE", {"scoring_fct_norm": 2}),
+    ("TransE", {"scoring_fct_norm": 2, "power_norm": True}),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), DISTANCE_MODELS)
 def test_fast_tail_scorer_equals_score_t(tiny: Dataset, name: str, kwargs: dict[str, object]) -> None:
     model = _model(name, tiny, torch.float64, **kwargs)
-    scorer = fast_tail_scorer(model)
-    assert scorer is not None
+    scorer, decompose = fast_tail_scorer(model), tail_distance_decomposition(model)
+    assert scorer is not None and decompose is not None
     hr = torch.as_tensor(LCWAInstances.from_triples_factory(tiny.training).pairs[:9])
     torch.testing.assert_close(scorer(hr), model.score_t(hr), rtol=1e-9, atol=1e-9)
+    pieces = decompose(hr)  # what the fused loss takes: q [B, d'], t [N, d'] and the biases
+    assert pieces.q.shape[0] == 9 and pieces.t.shape[0] == model.num_entities and pieces.scale == 1.0
+    assert (pieces.beta is None) == (pieces.gamma is None) == (name != "MuRE")
 
 
 def test_fast_tail_scorer_declines_other_interactions(tiny: Dataset) -> None:
+    assert tail_distance_decomposition(_model("DistMult", tiny)) is None
     assert fast_tail_scorer(_model("DistMult", tiny)) is None
     assert fast_tail_scorer(_model("TransE", tiny)) is None  # PyKEEN's default L1 norm
     assert fast_tail_scorer(_model("RotH", tiny)) is None  # its score_t already uses the pairwise kernel
@@ -136,10 +142,14 @@ def test_fast_tail_scorer_declines_other_interactions(tiny: Dataset) -> None:
 
 
 def _loops(
-    model: Model, tiny: Dataset, target: int, fast_scoring: bool
+    model: Model, tiny: Dataset, target: int, fast_scoring: bool, fused_loss: bool = False
 ) -> tuple[FastLCWATrainingLoop, LCWATrainingLoop]:
     ours = FastLCWATrainingLoop(
-        model=model, triples_factory=tiny.training, target=target, fast_scoring=fast_scoring
+        model=model,
+        triples_factory=tiny.training,
+        target=target,
+        fast_scoring=fast_scoring,
+        fused_loss=fused_loss,
     )
     theirs = LCWATrainingLoop(model=model, triples_factory=tiny.training, target=target)
     return ours, theirs
@@ -152,9 +162,10 @@ def _check_fixed_batch(
     target: int = 2,
     fast_scoring: bool = True,
     tol: float = 1e-5,
+    fused_loss: bool = False,
 ) -> None:
     """Loss value and every parameter gradient of one fixed (sub-)batch: our loop vs PyKEEN's LCWA loop."""
-    ours, theirs = _loops(model, tiny, target, fast_scoring)
+    ours, theirs = _loops(model, tiny, target, fast_scoring, fused_loss)
     ours._create_training_data_loader(tiny.training, sampler=None, batch_size=4)
     instances = LCWAInstances.from_triples_factory(tiny.training, target=target)
     ids = torch.tensor([3, 17, 0, 41, 2, len(instances) - 1])
@@ -200,6 +211,32 @@ def test_fixed_batch_loss_equals_pykeen_lcwa(
     _check_fixed_batch(tiny, model, label_smoothing, target, fast_scoring, tol)
 
 
+# (dtype, through the Triton kernel): float64 always runs the reference
+FUSED_PATHS = [(torch.float32, False), (torch.float64, False), (torch.float32, True)]
+
+
+@pytest.mark.parametrize(("dtype", "kernel"), FUSED_PATHS, ids=["float32", "float64", "float32-kernel"])
+@pytest.mark.parametrize(("name", "kwargs"), DISTANCE_MODELS)
+def test_fixed_batch_fused_loss_equals_pykeen_lcwa(
+    tiny: Dataset,
+    monkeypatch: pytest.MonkeyPatch,
+    dtype: torch.dtype,
+    name: str,
+    kwargs: dict[str, object],
+    kernel: bool,
+) -> None:
+    """``fused_loss=True`` (no score matrix); ``kernel``: through the Triton kernel (the interpreter on CPU)
+    instead of the torch reference that ``backend="auto"`` picks for CPU tensors."""
+    if kernel:
+        real = losses_module.distance_logsumexp
+        monkeypatch.setattr(
+            losses_module, "distance_logsumexp", lambda *a, **k: real(*a, **{**k, "backend": "triton"})
+        )
+    model = _model(name, tiny, dtype, loss=CrossEntropyLoss(), **kwargs)
+    tol = 1e-5 if dtype == torch.float32 else 1e-10
+    _check_fixed_batch(tiny, model, 0.1, tol=tol, fused_loss=True)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize(
     ("name", "loss"),
@@ -209,6 +246,14 @@ def test_fixed_batch_loss_equals_pykeen_lcwa_cuda(tiny: Dataset, name: str, loss
     # on CUDA the fast scorers and RotH run the Triton pairwise-distance kernel
     model = _model(name, tiny, loss=loss).to("cuda")
     _check_fixed_batch(tiny, model, label_smoothing=0.1)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["MuRE", "RotatE"])
+def test_fixed_batch_fused_loss_equals_pykeen_lcwa_cuda(tiny: Dataset, name: str) -> None:
+    # on CUDA the fused loss runs the Triton distance log-sum-exp kernel
+    model = _model(name, tiny, loss=CrossEntropyLoss()).to("cuda")
+    _check_fixed_batch(tiny, model, label_smoothing=0.1, fused_loss=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -221,6 +266,7 @@ def _run(
     epochs: int = 2,
     model: str = "MuRE",
     optimizer: str = "adam",
+    loop_kwargs: dict[str, object] | None = None,
     **training: object,
 ) -> object:
     return pipeline(
@@ -229,6 +275,7 @@ def _run(
         model_kwargs=dict(embedding_dim=8),
         loss="crossentropy",
         training_loop=loop,
+        training_loop_kwargs=loop_kwargs,
         optimizer=optimizer,
         optimizer_kwargs=dict(lr=0.01 if optimizer == "adam" else 1.0),
         training_kwargs=dict(
@@ -256,6 +303,16 @@ def test_pipeline_by_name_follows_pykeen_lcwa(tiny: Dataset, model: str) -> None
     np.testing.assert_allclose(ours.losses, theirs.losses, rtol=1e-5)  # type: ignore[attr-defined]
     for p_ours, p_theirs in zip(ours.model.parameters(), theirs.model.parameters(), strict=True):  # type: ignore[attr-defined]
         torch.testing.assert_close(p_ours, p_theirs, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["MuRE", "RotatE"])
+def test_pipeline_fused_loss_follows_unfused(tiny: Dataset, model: str) -> None:
+    fused = _run(tiny, "fastlcwa", model=model, optimizer="sgd", loop_kwargs=dict(fused_loss=True))
+    plain = _run(tiny, "fastlcwa", model=model, optimizer="sgd")
+    assert fused.training_loop.fused_loss and not plain.training_loop.fused_loss  # type: ignore[attr-defined]
+    np.testing.assert_allclose(fused.losses, plain.losses, rtol=1e-5)  # type: ignore[attr-defined]
+    for p_fused, p_plain in zip(fused.model.parameters(), plain.model.parameters(), strict=True):  # type: ignore[attr-defined]
+        torch.testing.assert_close(p_fused, p_plain, rtol=1e-4, atol=1e-5)
 
 
 def test_training_decreases_loss(tiny: Dataset) -> None:
@@ -296,6 +353,8 @@ def test_bad_input_errors(tiny: Dataset) -> None:
         FastLCWATrainingLoop(model=model, triples_factory=tiny.training, loss_weighter="relation")
     with pytest.raises(TypeError, match="fast_scoring must be a bool"):
         FastLCWATrainingLoop(model=model, triples_factory=tiny.training, fast_scoring="yes")
+    with pytest.raises(TypeError, match="fused_loss must be a bool"):
+        FastLCWATrainingLoop(model=model, triples_factory=tiny.training, fused_loss="yes")
     loop = FastLCWATrainingLoop(model=model, triples_factory=tiny.training)
     with pytest.raises(RuntimeError, match="no training data loader"):
         loop._process_batch(torch.tensor([0]), 0, 1)
@@ -304,3 +363,14 @@ def test_bad_input_errors(tiny: Dataset) -> None:
     other = local_kg_dataset("WN18RR", DATA, tiny=True, num_entities=200, create_inverse_triples=True)
     with pytest.raises(ValueError, match="targets, the model"):
         loop._create_training_data_loader(other.training, sampler=None, batch_size=4)
+
+
+def test_fused_loss_names_what_it_supports(tiny: Dataset) -> None:
+    ce = CrossEntropyLoss()
+    for model, target, match in [
+        (_model("DistMult", tiny, loss=ce), 2, r"model DistMult with target=2 \(supported: tail prediction"),
+        (_model("MuRE", tiny, loss=ce), 0, r"model MuRE with target=0"),
+        (_model("MuRE", tiny, loss=BCEWithLogitsLoss()), 2, r"loss BCEWithLogitsLoss.*CrossEntropyLoss"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            FastLCWATrainingLoop(model=model, triples_factory=tiny.training, target=target, fused_loss=True)
