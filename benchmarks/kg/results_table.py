@@ -14,12 +14,16 @@ test triples that removed (published tables such as Chami et al. 2020 keep and r
 slightly different test sets).
 
 Every finished run is appended to ``<out-dir>/runs.jsonl`` at once and skipped on a restart; an interrupted run
-continues from its PyKEEN checkpoint (``<out-dir>/runs/<experiment>_seed<s>/checkpoints``). The table goes to
+continues from its PyKEEN checkpoint (``<out-dir>/runs/<experiment>[_lr<lr>]_seed<s>/checkpoints``). The table goes to
 stdout and to ``<out-dir>/kg_results.md``.
+
+Learning rates (``--lrs``) are selected on the validation split with the same budget for every model: one run per
+candidate with the first seed, the highest validation MRR wins, and the other seeds run with it; the table's "lr"
+column gives the choice and every candidate's validation MRR ("config": the experiment's own lr).
 
 GPU (the numbers to record; not yet measured)::
 
-    python benchmarks/kg/results_table.py --device cuda --seeds 0,1,2 --data-root ../shared/data/kg
+    python benchmarks/kg/results_table.py --device cuda --seeds 0,1,2 --lrs 0.001,0.003,0.01 --data-root ../shared/data/kg
     python benchmarks/kg/results_table.py --device cuda --models cat_dot,cat_d256,roth_riemannian,atth_riemannian
 
 Smoke test (any machine; tiny slices, tiny models, 1 epoch on the CPU; numbers are meaningless)::
@@ -34,7 +38,7 @@ import json
 import math
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +85,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seeds", default="0", help="comma list of seeds (default %(default)s)")
     parser.add_argument(
+        "--lrs",
+        default="",
+        help="comma list of learning rates to select from on the validation split: each is trained with the first "
+        "seed, the highest validation MRR wins and the other seeds run with it (the same tuning budget for every "
+        "model); default: the experiment's own lr",
+    )
+    parser.add_argument(
         "--epochs", type=int, default=None, help="override runner.num_epochs (default: config)"
     )
     parser.add_argument(
@@ -100,6 +111,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args.datasets = [d for d in args.datasets.split(",") if d]
     args.models = [m for m in args.models.split(",") if m]
     args.seeds = [int(s) for s in args.seeds.split(",") if s]
+    try:
+        args.lrs = [float(x) for x in args.lrs.split(",") if x]
+    except ValueError:
+        parser.error(f"--lrs must be a comma list of numbers, got {args.lrs!r}")
+    if any(not lr > 0 for lr in args.lrs) or len(set(args.lrs)) != len(args.lrs):
+        parser.error(f"--lrs must be distinct positive numbers, got {args.lrs}")
     unknown = [d for d in args.datasets if d not in DATASETS]
     if unknown:
         parser.error(f"--datasets: unknown {unknown}; accepted: {sorted(DATASETS)}")
@@ -118,15 +135,39 @@ def _overrides(experiment: str, seed: int, args: argparse.Namespace, is_cat: boo
     return out + list(args.override)
 
 
-def run_one(experiment: str, seed: int, overrides: list[str], out_dir: Path) -> dict[str, Any]:
-    """Train ``experiment=kg/<experiment>`` with ``overrides`` (Hydra), return its run.json fields."""
+def _lr_run(
+    experiment: str, seed: int, args: argparse.Namespace, is_cat: bool, lr: float | None
+) -> tuple[list[str], str]:
+    """``(overrides, run folder name)`` of one run, at learning rate ``lr`` (``None``: the experiment's)."""
+    overrides = _overrides(experiment, seed, args, is_cat)
+    if lr is None:
+        return overrides, f"{experiment}_seed{seed}"
+    return [*overrides, f"optimizer.lr={lr}"], f"{experiment}_lr{lr:g}_seed{seed}"
+
+
+def _validation_mrr(
+    logged: Callable[[str, int, list[str], str], dict[str, Any]],
+    experiment: str,
+    seed: int,
+    args: argparse.Namespace,
+    is_cat: bool,
+    lr: float,
+) -> float:
+    """Validation MRR of the (logged or new) run of ``experiment`` at ``lr``."""
+    row = logged(experiment, seed, *_lr_run(experiment, seed, args, is_cat, lr))
+    return float(row["validation"].get("mrr", -math.inf))
+
+
+def run_one(experiment: str, seed: int, overrides: list[str], out_dir: Path, name: str) -> dict[str, Any]:
+    """Train ``experiment=kg/<experiment>`` with ``overrides`` (Hydra) in ``<out_dir>/runs/<name>``, return its
+    run.json fields."""
     from hydra import compose, initialize_config_module
 
     from geoattn.train import train
 
     with initialize_config_module(config_module="geoattn.configs", version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
-    run_dir = out_dir / "runs" / f"{experiment}_seed{seed}"
+    run_dir = out_dir / "runs" / name
     train(cfg, run_dir=run_dir)
     info = json.loads((run_dir / "run.json").read_text())
     return {
@@ -146,10 +187,17 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
-def table(runs: list[dict[str, Any]], datasets: list[str], models: list[str]) -> str:
-    """One markdown table per dataset; rows in the order of ``models``."""
+def table(
+    runs: list[dict[str, Any]],
+    datasets: list[str],
+    models: list[str],
+    lr_choice: dict[str, str] | None = None,
+) -> str:
+    """One markdown table per dataset; rows in the order of ``models``; ``lr_choice``: the "lr" cell of each
+    experiment (the selected rate and the validation MRR of every candidate)."""
     headers = [
         "model",
+        "lr",
         "MRR",
         "Hits@1",
         "Hits@3",
@@ -172,6 +220,7 @@ def table(runs: list[dict[str, Any]], datasets: list[str], models: list[str]) ->
             rows.append(
                 [
                     {**MODELS, **EXTRA_MODELS}.get(model, model),
+                    (lr_choice or {}).get(f"{dataset}_{model}", "config"),
                     *(_mean_std([r["test"][m] for r in mine]) for m in METRICS),
                     _mean_std([r["validation"].get("mrr", math.nan) for r in mine]),
                     f"{statistics.mean(r['train_seconds'] for r in mine):.0f}",
@@ -198,24 +247,40 @@ def main(argv: Sequence[str] | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir / "runs.jsonl"
     runs = read_jsonl(log)
+
+    def logged(experiment: str, seed: int, overrides: list[str], name: str) -> dict[str, Any]:
+        """The run of ``overrides`` from the log, or trained now and logged."""
+        for r in runs:
+            if r["experiment"] == experiment and r["seed"] == seed and r["overrides"] == overrides:
+                print(f"skip {name}: in {log}", flush=True)
+                return r
+        row = run_one(experiment, seed, overrides, out_dir, name)
+        print(f"{name}: validation MRR {row['validation'].get('mrr', math.nan):.4f}, test MRR "
+              f"{row['test']['mrr']:.4f}", flush=True)  # fmt: skip
+        with log.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        runs.append(row)
+        return row
+
+    selected: list[dict[str, Any]] = []
+    lr_choice: dict[str, str] = {}
     for dataset in args.datasets:
         for model in args.models:
             experiment = f"{dataset}_{model}"
+            is_cat = model.startswith("cat")
+            best: float | None = None  # the experiment's own lr unless --lrs
+            if args.lrs:  # the same budget for every model: one run per candidate, first seed
+                val = {
+                    lr: _validation_mrr(logged, experiment, args.seeds[0], args, is_cat, lr)
+                    for lr in args.lrs
+                }
+                best = max(args.lrs, key=lambda lr: val[lr])
+                lr_choice[experiment] = (
+                    f"{best:g} (val MRR " + " / ".join(f"{lr:g}: {val[lr]:.3f}" for lr in args.lrs) + ")"
+                )
             for seed in args.seeds:
-                overrides = _overrides(experiment, seed, args, is_cat=model.startswith("cat"))
-                if any(
-                    r["experiment"] == experiment and r["seed"] == seed and r["overrides"] == overrides
-                    for r in runs
-                ):
-                    print(f"skip {experiment} seed {seed}: in {log}", flush=True)
-                    continue
-                row = run_one(experiment, seed, overrides, out_dir)
-                print(f"{experiment} seed {seed}: test MRR {row['test']['mrr']:.4f}", flush=True)
-                with log.open("a", encoding="utf-8") as f:
-                    f.write(json.dumps(row) + "\n")
-                runs.append(row)
-    selected = [r for r in runs if r["seed"] in args.seeds]
-    body = table(selected, args.datasets, args.models)
+                selected.append(logged(experiment, seed, *_lr_run(experiment, seed, args, is_cat, best)))
+    body = table(selected, args.datasets, args.models, lr_choice)
     config = {k: v for k, v in vars(args).items() if k != "out_dir"}
     text = write_report(
         out_dir / "kg_results.md", "Knowledge-graph completion", body, seed=args.seeds[0], config=config

@@ -13,24 +13,41 @@ DATA = ROOT.parent / "shared" / "data" / "kg"
 
 
 @pytest.fixture
-def run_table(run_script: Callable[..., str]) -> Callable[[Path], str]:
-    """``run(out)``: ``benchmarks/kg/results_table.py --smoke`` for one tiny experiment, writing to ``out``."""
+def run_table(run_script: Callable[..., str]) -> Callable[..., str]:
+    """``run(out, *extra)``: ``benchmarks/kg/results_table.py --smoke`` for one tiny experiment, writing to
+    ``out``."""
 
-    def run(out: Path) -> str:
+    def run(out: Path, *extra: str) -> str:
         args = ["--smoke", "--datasets", "fb15k237", "--models", "cat_hyperbolic", "--data-root", str(DATA)]
-        return run_script("benchmarks/kg/results_table.py", *args, "--out-dir", str(out), timeout=300)
+        return run_script("benchmarks/kg/results_table.py", *args, *extra, "--out-dir", str(out), timeout=300)
 
     return run
 
 
-def test_results_table_smoke(tmp_path: Path, run_table: Callable[[Path], str]) -> None:
+def test_results_table_smoke(tmp_path: Path, run_table: Callable[..., str]) -> None:
     if not (DATA / "FB15k-237").is_dir():
         pytest.skip(f"FB15k-237 not found under {DATA}")
     run_table(tmp_path)
     (run,) = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert run["experiment"] == "fb15k237_cat_hyperbolic" and run["seed"] == 0 and run["num_epochs"] == 1
     assert 0.0 < run["test"]["mrr"] <= 1.0 and run["num_parameters"] > 0
-    assert "skip fb15k237_cat_hyperbolic seed 0" in run_table(tmp_path)  # the restart reuses the logged run
+    assert "skip fb15k237_cat_hyperbolic_seed0" in run_table(tmp_path)  # the restart reuses the logged run
     report = (tmp_path / "kg_results.md").read_text()
     for text in ("### FB15k-237 (filtered, test split)", "| CAT, hyperbolic only ", "- git:", "dropped"):
         assert text in report
+
+
+def test_results_table_selects_the_learning_rate_on_validation(
+    tmp_path: Path, run_table: Callable[..., str]
+) -> None:
+    if not (DATA / "FB15k-237").is_dir():
+        pytest.skip(f"FB15k-237 not found under {DATA}")
+    printed = run_table(tmp_path, "--lrs", "0.1,0.001")
+    runs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    # one tuning run per candidate on the first seed; the chosen one is also the seed's table row (not rerun)
+    assert [r["overrides"][-1] for r in runs] == ["optimizer.lr=0.1", "optimizer.lr=0.001"]
+    val = {r["overrides"][-1].split("=")[1]: r["validation"]["mrr"] for r in runs}
+    best = max(val, key=lambda lr: val[lr])
+    assert f"skip fb15k237_cat_hyperbolic_lr{float(best):g}_seed0" in printed
+    report = (tmp_path / "kg_results.md").read_text()
+    assert f"| {float(best):g} (val MRR 0.1: {val['0.1']:.3f} / 0.001: {val['0.001']:.3f}) |" in report
