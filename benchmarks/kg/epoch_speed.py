@@ -194,6 +194,22 @@ def batch_breakdown(args: argparse.Namespace, dataset: Dataset, model: str) -> d
     generic = _loop_on(instance, dataset, args.batch_size, fast=False)
     fusable = tail_distance_decomposition(instance) is not None and type(instance.loss) is CrossEntropyLoss
     fused = _loop_on(instance, dataset, args.batch_size, fast=True, fused=True) if fusable else None
+    compiled = None
+    if (
+        model == "CAT"
+    ):  # the same model and seed with its encoder through torch.compile (compiled in the warm-up)
+        twin = model_resolver.make(
+            model,
+            dict(
+                embedding_dim=args.dim,
+                loss=args.loss,
+                random_seed=args.seed,
+                # --smoke traces without generating code (inductor needs a minute on a CPU)
+                interaction_kwargs=dict(compile_encoder="aot_eager" if args.smoke else True),
+            ),
+            triples_factory=dataset.training,
+        ).to(args.device)
+        compiled = _loop_on(twin, dataset, args.batch_size, fast=True)
     return {
         "epochs": 0,
         "rows": len(ids),
@@ -204,6 +220,7 @@ def batch_breakdown(args: argparse.Namespace, dataset: Dataset, model: str) -> d
         if supports_sparse_lcwa(instance.loss)
         else None,
         "fused_ms": _step_ms(fused, ids, args.label_smoothing) if fused is not None else None,
+        "compiled_ms": _step_ms(compiled, ids, args.label_smoothing) if compiled is not None else None,
     }
 
 
@@ -302,6 +319,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
         if batch:
             step, generic, loss = batch["step_ms"], batch["generic_ms"], batch["loss_ms"]
             fused = batch.get("fused_ms")  # absent in records written before the fused loss existed
+            compiled = batch.get("compiled_ms")  # likewise, before CAT's compile_encoder
             batch_rows.append(
                 [
                     dataset,
@@ -312,6 +330,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
                     _fmt(loss, ".2f"),
                     "-" if loss is None else f"{loss / step:.0%}",
                     "n/a" if fused is None else f"{fused:.2f} ({step / fused:.2f}x)",
+                    "n/a" if compiled is None else f"{compiled:.2f} ({step / compiled:.2f}x)",
                 ]
             )
     note = (
@@ -327,7 +346,8 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
             "forward and backward) with the matrix-product scorer, without it (the model's broadcast `score_t`), "
             "the loss alone on a materialised score matrix: the most a loss fused into the scoring kernel "
             "could save, and the step with that fused loss (`fused_loss=True`; in brackets the speed-up over "
-            "the step; n/a: no distance decomposition or not the cross-entropy loss)."
+            "the step; n/a: no distance decomposition or not the cross-entropy loss), and for CAT the step with "
+            "its encoder through `torch.compile` (`compile_encoder=True`)."
         )
         headers = [
             "dataset",
@@ -337,7 +357,9 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
             "without fast scorer ms",
             "loss-only ms",
         ]
-        parts.append(markdown_table([*headers, "loss share", "fused step ms"], batch_rows))
+        parts.append(
+            markdown_table([*headers, "loss share", "fused step ms", "compiled encoder ms"], batch_rows)
+        )
     return "\n\n".join(parts)
 
 

@@ -49,3 +49,25 @@ def test_epoch_speed_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
     with pytest.raises(SystemExit, match="another configuration"):
         bench.main([*args, "--lr", "0.5"])
+
+
+def test_epoch_speed_breakdown_times_cat_with_its_compiled_encoder(tmp_path: Path) -> None:
+    if not (DATA / "WN18RR" / "train.txt").is_file():
+        pytest.skip(f"WN18RR not found under {DATA}")
+    args = [
+        "--smoke",
+        "--breakdown-only",
+        "--models",
+        "CAT",
+        "--data-root",
+        str(DATA),
+        "--out-dir",
+        str(tmp_path),
+    ]
+    assert _load().main(args) == 0
+    (batch,) = [
+        json.loads(line) for line in (tmp_path / "kg_epoch_speed_runs.jsonl").read_text().splitlines()
+    ]
+    assert batch["loop"] == "batch-breakdown" and batch["step_ms"] > 0 and batch["compiled_ms"] > 0
+    assert batch["fused_ms"] is None  # CAT has no Euclidean distance decomposition
+    assert "compiled encoder ms" in (tmp_path / "kg_epoch_speed.md").read_text()
