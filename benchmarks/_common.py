@@ -13,7 +13,6 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+
+from geoattn.train.metadata import git_state
 
 __all__ = [
     "add_grid_arguments",
@@ -41,23 +42,12 @@ T = TypeVar("T")
 
 
 def git_sha() -> str:
-    """The checked-out commit, with ``+dirty`` when tracked files differ from it.
-
-    ``GEOATTN_GIT_SHA`` from the environment wins when set: the GPU host receives a copy of the working tree
-    whose ``.git``, if any, may be stale (it has read an older commit there). Without either, ``unknown``.
-    """
-    if override := os.environ.get("GEOATTN_GIT_SHA"):
-        return override
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+    """The checked-out commit (12 digits), with ``+dirty`` when tracked files differ from it, or ``unknown``;
+    ``GEOATTN_GIT_SHA`` from the environment wins when set (:func:`geoattn.train.metadata.git_state`)."""
+    state = git_state(REPO)
+    if state["sha"] is None:
         return "unknown"
-    return sha + ("+dirty" if dirty else "")
+    return state["sha"][:12] + ("+dirty" if state["dirty"] else "")
 
 
 def _version(package: str) -> str:

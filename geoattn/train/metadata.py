@@ -1,12 +1,15 @@
 """What a run records about where it ran: git SHA, package versions, seed, start time.
 
 Everything here is best effort and never raises: outside a git checkout, or without ``git``, the SHA is
-``None``; a package that is not installed has version ``None``.
+``None``; a package that is not installed has version ``None``. ``GEOATTN_GIT_SHA`` in the environment names the
+commit instead of ``git`` where the checkout's ``.git`` may be stale (a GPU host that receives a copy of the
+working tree with an older ``.git``).
 """
 
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import subprocess
 import sys
@@ -16,7 +19,10 @@ from typing import Any
 
 import geoattn
 
-__all__ = ["PACKAGES", "git_state", "package_versions", "run_info", "utc_now"]
+__all__ = ["GIT_SHA_VARIABLE", "PACKAGES", "git_state", "package_versions", "run_info", "utc_now"]
+
+#: The environment variable that names the commit of the code when ``git`` cannot be trusted to (module docstring).
+GIT_SHA_VARIABLE = "GEOATTN_GIT_SHA"
 
 PACKAGES = (
     "geoattn",
@@ -44,8 +50,11 @@ def _git(args: list[str], cwd: Path) -> str | None:
 def git_state(path: Path | None = None) -> dict[str, Any]:
     """``{"sha": str | None, "dirty": bool | None}`` for the git checkout holding ``path``.
 
-    ``path`` defaults to geoattn's source folder: the code that ran, not the current directory.
+    ``path`` defaults to geoattn's source folder: the code that ran, not the current directory. With
+    ``GEOATTN_GIT_SHA`` set: ``{"sha": its value, "dirty": None}``.
     """
+    if override := os.environ.get(GIT_SHA_VARIABLE):
+        return {"sha": override, "dirty": None}
     where = path if path is not None else Path(geoattn.__file__).resolve().parent
     sha = _git(["rev-parse", "HEAD"], where)
     if not sha:

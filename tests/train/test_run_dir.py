@@ -62,12 +62,22 @@ def test_metrics_jsonl_has_train_and_val_rows(run: tuple[Path, dict[str, object]
 def test_git_state_outside_a_checkout_and_without_git(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("GEOATTN_GIT_SHA", raising=False)
     assert git_state(tmp_path) == {"sha": None, "dirty": None}
     monkeypatch.setenv("PATH", str(tmp_path))  # no git executable to be found
     assert git_state() == {"sha": None, "dirty": None}
 
 
-def test_git_state_inside_a_checkout(tmp_path: Path) -> None:
+def test_git_sha_variable_names_the_commit_where_git_cannot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEOATTN_GIT_SHA", "0c371dc")
+    assert git_state(tmp_path) == {"sha": "0c371dc", "dirty": None}  # no checkout there, the variable answers
+
+
+def test_git_state_inside_a_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEOATTN_GIT_SHA", raising=False)
+
     def git(*args: str) -> None:
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
 
