@@ -183,8 +183,8 @@ class CATInteraction(Interaction[FloatTensor, FloatTensor, tuple[FloatTensor, Fl
         self.compile_encoder = compile_encoder
         encoder_fn: Callable[[torch.Tensor], Any] = self.encoder
         if compile_encoder:
-            backend = {"backend": compile_encoder} if isinstance(compile_encoder, str) else {}
-            encoder_fn = torch.compile(self.encoder, dynamic=True, **backend)
+            backend = compile_encoder if isinstance(compile_encoder, str) else "inductor"  # torch's default
+            encoder_fn = torch.compile(self.encoder, dynamic=True, backend=backend)
         # a plain attribute, outside the module tree: state dicts and checkpoints are the same either way
         self.__dict__["_encoder_fn"] = encoder_fn
         self.cls = nn.Parameter(torch.empty(embedding_dim)) if use_cls else None
