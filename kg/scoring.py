@@ -50,7 +50,7 @@ OneToManyScorer = Callable[[LongTensor], FloatTensor]
 
 class DistanceDecomposition(NamedTuple):
     r"""The 1-N scores of a batch as a distance plus biases:
-    :math:`s_{bj} = -\text{scale}\,\|q_b - t_j\|_2^{\,p'} + \beta_b + \gamma_j`.
+    :math:`s_{bj} = -\|q_b - t_j\|_2^{\,p'} + \beta_b + \gamma_j`.
 
     Attributes:
         q: ``[B, d']`` query points (real; RotatE's complex ones as ``2d`` reals).
@@ -58,7 +58,6 @@ class DistanceDecomposition(NamedTuple):
         beta: ``[B]`` per-query bias (MuRE's head bias), or ``None``.
         gamma: ``[N]`` per-tail bias (MuRE's tail bias), or ``None``.
         squared: ``True`` for :math:`p' = 2`, ``False`` for :math:`p' = 1`.
-        scale: the positive factor of the distance term (1.0 for PyKEEN's models).
     """
 
     q: FloatTensor
@@ -66,13 +65,10 @@ class DistanceDecomposition(NamedTuple):
     beta: FloatTensor | None
     gamma: FloatTensor | None
     squared: bool
-    scale: float
 
     def scores(self) -> FloatTensor:
         """The materialised ``[B, N]`` scores, through the pairwise-distance kernel."""
         scores = -_euclidean(self.q, self.t, squared=self.squared)
-        if self.scale != 1.0:
-            scores = scores * self.scale
         bias = None if self.beta is None else self.beta.unsqueeze(-1)  # [B, 1]
         if self.gamma is not None:
             bias = self.gamma if bias is None else bias + self.gamma  # [N] or [B, N]
@@ -124,7 +120,7 @@ def tail_distance_decomposition(model: Model) -> OneToManyDecomposer | None:
             t = torch.view_as_real(t).flatten(-2)
         else:
             q = h + r
-        return DistanceDecomposition(q, t, beta, gamma, squared, 1.0)
+        return DistanceDecomposition(q, t, beta, gamma, squared)
 
     return decompose
 

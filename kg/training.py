@@ -228,13 +228,9 @@ class FastLCWATrainingLoop(LCWATrainingLoop):
         if self._decomposer is not None and self.mode is None:
             pieces = self._decomposer(self.incidence.pairs[ids])
             targets = self.incidence.positives(ids)
-            q, t = pieces.q, pieces.t
-            if pieces.scale != 1.0:  # scale ||q - t||^p = ||c q - c t||^p with c = scale^(1/p)
-                c = pieces.scale ** (0.5 if pieces.squared else 1.0)
-                q, t = q * c, t * c
             value = fused_lcwa_cross_entropy(
-                q,
-                t,
+                pieces.q,
+                pieces.t,
                 pieces.gamma,
                 pieces.beta,
                 targets,

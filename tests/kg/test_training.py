@@ -126,7 +126,7 @@ def test_fast_tail_scorer_equals_score_t(tiny: Dataset, name: str, kwargs: dict[
     hr = torch.as_tensor(LCWAInstances.from_triples_factory(tiny.training).pairs[:9])
     torch.testing.assert_close(scorer(hr), model.score_t(hr), rtol=1e-9, atol=1e-9)
     pieces = decompose(hr)  # what the fused loss takes: q [B, d'], t [N, d'] and the biases
-    assert pieces.q.shape[0] == 9 and pieces.t.shape[0] == model.num_entities and pieces.scale == 1.0
+    assert pieces.q.shape[0] == 9 and pieces.t.shape[0] == model.num_entities
     assert (pieces.beta is None) == (pieces.gamma is None) == (name != "MuRE")
 
 
