@@ -38,7 +38,7 @@ import json
 import math
 import statistics
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,19 +143,6 @@ def _lr_run(
     if lr is None:
         return overrides, f"{experiment}_seed{seed}"
     return [*overrides, f"optimizer.lr={lr}"], f"{experiment}_lr{lr:g}_seed{seed}"
-
-
-def _validation_mrr(
-    logged: Callable[[str, int, list[str], str], dict[str, Any]],
-    experiment: str,
-    seed: int,
-    args: argparse.Namespace,
-    is_cat: bool,
-    lr: float,
-) -> float:
-    """Validation MRR of the (logged or new) run of ``experiment`` at ``lr``."""
-    row = logged(experiment, seed, *_lr_run(experiment, seed, args, is_cat, lr))
-    return float(row["validation"].get("mrr", -math.inf))
 
 
 def run_one(experiment: str, seed: int, overrides: list[str], out_dir: Path, name: str) -> dict[str, Any]:
@@ -270,10 +257,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             is_cat = model.startswith("cat")
             best: float | None = None  # the experiment's own lr unless --lrs
             if args.lrs:  # the same budget for every model: one run per candidate, first seed
-                val = {
-                    lr: _validation_mrr(logged, experiment, args.seeds[0], args, is_cat, lr)
+                seed = args.seeds[0]
+                runs_at = {
+                    lr: logged(experiment, seed, *_lr_run(experiment, seed, args, is_cat, lr))
                     for lr in args.lrs
                 }
+                val = {lr: float(row["validation"].get("mrr", -math.inf)) for lr, row in runs_at.items()}
                 best = max(args.lrs, key=lambda lr: val[lr])
                 lr_choice[experiment] = (
                     f"{best:g} (val MRR " + " / ".join(f"{lr:g}: {val[lr]:.3f}" for lr in args.lrs) + ")"
