@@ -175,11 +175,12 @@ def batch_breakdown(args: argparse.Namespace, dataset: Dataset, model: str) -> d
     when the model has none), of the loss alone on a materialised score matrix (``None`` when the loss has no
     sparse path: it then runs through PyKEEN's dense one), and of the step with the fused loss (``None`` unless
     the model has a distance decomposition and the loss is PyKEEN's cross entropy)."""
-    instance = model_resolver.make(
-        model,
-        dict(embedding_dim=args.dim, loss=args.loss, random_seed=args.seed),
-        triples_factory=dataset.training,
-    ).to(args.device)
+
+    def make(**kwargs: Any) -> Model:
+        options = dict(embedding_dim=args.dim, loss=args.loss, random_seed=args.seed, **kwargs)
+        return model_resolver.make(model, options, triples_factory=dataset.training).to(args.device)
+
+    instance = make()
     loop = _loop_on(instance, dataset, args.batch_size, fast=True)
     incidence = loop.incidence
     assert incidence is not None
@@ -195,20 +196,10 @@ def batch_breakdown(args: argparse.Namespace, dataset: Dataset, model: str) -> d
     fusable = tail_distance_decomposition(instance) is not None and type(instance.loss) is CrossEntropyLoss
     fused = _loop_on(instance, dataset, args.batch_size, fast=True, fused=True) if fusable else None
     compiled = None
-    if (
-        model == "CAT"
-    ):  # the same model and seed with its encoder through torch.compile (compiled in the warm-up)
-        twin = model_resolver.make(
-            model,
-            dict(
-                embedding_dim=args.dim,
-                loss=args.loss,
-                random_seed=args.seed,
-                # --smoke traces without generating code (inductor needs a minute on a CPU)
-                interaction_kwargs=dict(compile_encoder="aot_eager" if args.smoke else True),
-            ),
-            triples_factory=dataset.training,
-        ).to(args.device)
+    if model == "CAT":
+        # the same model and seed with its encoder through torch.compile, compiled in the timing's warm-up
+        # (--smoke traces without generating code: inductor needs a minute on a CPU)
+        twin = make(interaction_kwargs=dict(compile_encoder="aot_eager" if args.smoke else True))
         compiled = _loop_on(twin, dataset, args.batch_size, fast=True)
     return {
         "epochs": 0,
