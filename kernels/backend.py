@@ -36,7 +36,7 @@ def triton_implemented(op: str) -> bool:
 #: Kernels whose Triton implementation has passed its tests only through the interpreter, not yet compiled on a
 #: GPU: ``backend="auto"`` keeps them on the torch reference, ``backend="triton"`` still runs them. Remove an op
 #: from here once ``pytest -m gpu`` has passed its tests on a GPU host.
-UNVERIFIED_ON_GPU: frozenset[str] = frozenset({"distance_logsumexp"})
+UNVERIFIED_ON_GPU: frozenset[str] = frozenset()
 
 
 def resolve_backend(

@@ -122,8 +122,9 @@ class CATInteraction(Interaction[FloatTensor, FloatTensor, tuple[FloatTensor, Fl
         compile_encoder: run the encoder through :func:`torch.compile` (``True``: its default backend; a string:
             that backend, e.g. ``"aot_eager"``). Eagerly, the curvature-generic maps of the three branches make
             the encoder's forward and backward ~7,000 operator calls (torch profiler), launch-bound on a GPU
-            (42.5 ms per 1,024-query WN18RR step on an H200); compiling fuses them. Not yet measured on a GPU.
-            Default ``False``.
+            (42.1 ms per 1,024-query WN18RR training step on an H200); compiled, that step takes 19.8 ms
+            (``benchmarks/kg/epoch_speed.py --breakdown-only``). Default ``False``: compilation takes its own
+            time at the first batches, which short runs do not win back.
 
     Shapes:
         ``h`` ``(*batch, d)``; ``r`` ``(*batch, d)``; ``t`` = (embedding ``(*batch, d)``, bias ``(*batch)``);

@@ -120,9 +120,10 @@ class FastLCWATrainingLoop(LCWATrainingLoop):
         fused_loss: for tail prediction with PyKEEN's L2 TransE/MuRE/RotatE and PyKEEN's
             :class:`~pykeen.losses.CrossEntropyLoss` (reduction ``"mean"`` or ``"sum"``), compute the loss with
             :func:`~geoattn.kg.losses.fused_lcwa_cross_entropy`, which never forms the ``[batch, num_entities]``
-            score matrix (in inductive modes the loop falls back to the materialised path). Default ``False``
-            until a GPU measurement (``benchmarks/kg/epoch_speed.py``, column "fused step ms") shows that it
-            pays; the objective is the same either way, up to float rounding.
+            score matrix (in inductive modes the loop falls back to the materialised path). Default ``False``:
+            on an H200 it saves only 1-9% of a step (``benchmarks/kg/epoch_speed.py --breakdown-only``, column
+            "fused step ms"), so it is for score matrices that do not fit in memory; the objective is the same
+            either way, up to float rounding.
         kwargs: everything :class:`~pykeen.training.LCWATrainingLoop` takes (``model``, ``triples_factory``,
             ``optimizer``, ``target``, ...); ``loss_weighter`` is not supported.
 

@@ -344,8 +344,21 @@ def test_gpu_auto_picks_triton(monkeypatch: pytest.MonkeyPatch) -> None:
         distance_logsumexp(q, t.cpu(), g, squared=True)
 
 
-def test_auto_keeps_the_reference_on_cuda_until_the_gpu_tests_pass() -> None:
-    from geoattn.kernels.backend import UNVERIFIED_ON_GPU
+def test_auto_runs_the_kernel_once_verified_and_the_gate_holds_it_back_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from geoattn.environment import kernel_backend
+    from geoattn.kernels import backend
 
-    # Only the interpreter has run this kernel; remove it from the set once `pytest -m gpu` passes on a GPU host.
-    assert "distance_logsumexp" in UNVERIFIED_ON_GPU
+    # Its `pytest -m gpu` tests passed on an H200 (stop 17), so it left UNVERIFIED_ON_GPU; the gate that kept
+    # it on torch until then must still work for the next kernel.
+    assert "distance_logsumexp" not in backend.UNVERIFIED_ON_GPU
+    assert kernel_backend("distance_logsumexp", cuda=True).startswith("triton")
+    monkeypatch.setattr(backend, "UNVERIFIED_ON_GPU", frozenset({"distance_logsumexp"}))
+    monkeypatch.setattr("geoattn.environment.UNVERIFIED_ON_GPU", backend.UNVERIFIED_ON_GPU)
+    assert "not yet tested on a GPU" in kernel_backend("distance_logsumexp", cuda=True)
+    cuda_like = [torch.empty(0)]
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    monkeypatch.setattr(backend, "triton_available", lambda: True)
+    assert backend.resolve_backend("auto", *cuda_like, op="distance_logsumexp") == "torch"
+    assert backend.resolve_backend("auto", *cuda_like, op="pairwise_dist") == "triton"
