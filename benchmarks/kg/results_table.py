@@ -21,9 +21,18 @@ Learning rates (``--lrs``) are selected on the validation split with the same bu
 candidate with the first seed, the highest validation MRR wins, and the other seeds run with it; the table's "lr"
 column gives the choice and every candidate's validation MRR ("config": the experiment's own lr).
 
-GPU (the numbers to record; not yet measured)::
+``--jobs N`` trains N runs at once, as separate processes sharing the device (``--threads`` CPU threads each,
+default the machine's cores shared among them): the d=32 models are small, so one GPU serves several runs — the
+shallow ones are bound by Python and kernel launches, not by the GPU's arithmetic. Tuning runs go first, all at
+once, then every seed's run with its selected rate. Runs finish in any order; the log and the table do not depend
+on it.
 
-    python benchmarks/kg/results_table.py --device cuda --seeds 0,1,2 --lrs 0.001,0.003,0.01 --data-root ../shared/data/kg
+GPU (the numbers to record; not yet measured). CAT's encoder is launch-bound eagerly; ``torch.compile`` makes its
+training step 2.1x faster on an H200 (``benchmarks/kg/epoch_speed.py --breakdown-only``), so run the CAT rows with
+it::
+
+    python benchmarks/kg/results_table.py --device cuda --jobs 8 --seeds 0,1,2 --lrs 0.001,0.003,0.01 --models mure,rotate,roth,atth --data-root ../shared/data/kg
+    python benchmarks/kg/results_table.py --device cuda --jobs 8 --seeds 0,1,2 --lrs 0.001,0.003,0.01 --models cat,cat_euclidean,cat_hyperbolic,cat_spherical --override model.interaction_kwargs.compile_encoder=true --data-root ../shared/data/kg
     python benchmarks/kg/results_table.py --device cuda --models cat_dot,cat_d256,roth_riemannian,atth_riemannian
 
 Smoke test (any machine; tiny slices, tiny models, 1 epoch on the CPU; numbers are meaningless)::
@@ -36,9 +45,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +117,18 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--override", action="append", default=[], help="extra Hydra override for every run (repeatable)"
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs at once, as processes sharing the device (default %(default)s)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads per run (default: the cores shared by --jobs)",
+    )
     parser.add_argument("--out-dir", default=str(REPO / "benchmarks" / "results" / "kg"))
     parser.add_argument("--smoke", action="store_true", help="tiny slices and models, 1 epoch, CPU")
     args = parser.parse_args(argv)
@@ -122,6 +146,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--datasets: unknown {unknown}; accepted: {sorted(DATASETS)}")
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
+    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
+        parser.error(f"--jobs and --threads must be >= 1, got {args.jobs} and {args.threads}")
     return args
 
 
@@ -228,6 +254,32 @@ def table(
     return "\n".join(parts)
 
 
+#: One training run: ``(experiment, seed, Hydra overrides, run folder name)``.
+Run = tuple[str, int, list[str], str]
+
+
+def _trained(
+    pending: list[Run], out_dir: Path, jobs: int, threads: int | None
+) -> Iterator[tuple[Run, dict[str, Any]]]:
+    """Train ``pending`` runs, ``jobs`` at once in spawned processes (``threads`` torch threads each), yielding each
+    run with its row as it finishes."""
+    import torch
+
+    if jobs == 1:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        for run in pending:
+            yield run, run_one(*run[:3], out_dir, run[3])
+        return
+    per_run = threads or max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(
+        jobs, mp_context=get_context("spawn"), initializer=torch.set_num_threads, initargs=(per_run,)
+    ) as pool:
+        futures = {pool.submit(run_one, *run[:3], out_dir, run[3]): run for run in pending}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parse(argv)
     out_dir = Path(args.out_dir)
@@ -235,40 +287,52 @@ def main(argv: Sequence[str] | None = None) -> None:
     log = out_dir / "runs.jsonl"
     runs = read_jsonl(log)
 
-    def logged(experiment: str, seed: int, overrides: list[str], name: str) -> dict[str, Any]:
-        """The run of ``overrides`` from the log, or trained now and logged."""
-        for r in runs:
-            if r["experiment"] == experiment and r["seed"] == seed and r["overrides"] == overrides:
-                print(f"skip {name}: in {log}", flush=True)
-                return r
-        row = run_one(experiment, seed, overrides, out_dir, name)
-        print(f"{name}: validation MRR {row['validation'].get('mrr', math.nan):.4f}, test MRR "
-              f"{row['test']['mrr']:.4f}", flush=True)  # fmt: skip
-        with log.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
-        runs.append(row)
-        return row
+    def find(run: Run) -> dict[str, Any] | None:
+        experiment, seed, overrides, _ = run
+        return next(
+            (
+                r
+                for r in runs
+                if (r["experiment"], r["seed"], r["overrides"]) == (experiment, seed, overrides)
+            ),
+            None,
+        )
 
-    selected: list[dict[str, Any]] = []
+    def rows_of(wanted: list[Run]) -> dict[str, dict[str, Any]]:
+        """The rows of ``wanted`` by run name: from the log, or trained now (``--jobs`` at once) and logged as
+        they finish."""
+        for run in wanted:
+            if find(run) is not None:
+                print(f"skip {run[3]}: in {log}", flush=True)
+        for run, row in _trained([r for r in wanted if find(r) is None], out_dir, args.jobs, args.threads):
+            print(f"{run[3]}: validation MRR {row['validation'].get('mrr', math.nan):.4f}, test MRR "
+                  f"{row['test']['mrr']:.4f}", flush=True)  # fmt: skip
+            with log.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+            runs.append(row)
+        return {run[3]: row for run in wanted if (row := find(run)) is not None}
+
+    def run_at(experiment: str, seed: int, lr: float | None) -> Run:
+        is_cat = experiment.split("_", 1)[1].startswith("cat")
+        return (experiment, seed, *_lr_run(experiment, seed, args, is_cat, lr))
+
+    experiments = [f"{dataset}_{model}" for dataset in args.datasets for model in args.models]
+    best: dict[str, float | None] = dict.fromkeys(experiments)  # the experiment's own lr unless --lrs
     lr_choice: dict[str, str] = {}
-    for dataset in args.datasets:
-        for model in args.models:
-            experiment = f"{dataset}_{model}"
-            is_cat = model.startswith("cat")
-            best: float | None = None  # the experiment's own lr unless --lrs
-            if args.lrs:  # the same budget for every model: one run per candidate, first seed
-                seed = args.seeds[0]
-                runs_at = {
-                    lr: logged(experiment, seed, *_lr_run(experiment, seed, args, is_cat, lr))
-                    for lr in args.lrs
-                }
-                val = {lr: float(row["validation"].get("mrr", -math.inf)) for lr, row in runs_at.items()}
-                best = max(args.lrs, key=lambda lr: val[lr])
-                lr_choice[experiment] = (
-                    f"{best:g} (val MRR " + " / ".join(f"{lr:g}: {val[lr]:.3f}" for lr in args.lrs) + ")"
-                )
-            for seed in args.seeds:
-                selected.append(logged(experiment, seed, *_lr_run(experiment, seed, args, is_cat, best)))
+    if args.lrs:  # the same budget for every model: one run per candidate, first seed
+        first = args.seeds[0]
+        tuning = rows_of([run_at(e, first, lr) for e in experiments for lr in args.lrs])
+        for experiment in experiments:
+            val = {
+                lr: float(tuning[run_at(experiment, first, lr)[3]]["validation"].get("mrr", -math.inf))
+                for lr in args.lrs
+            }
+            chosen = max(args.lrs, key=lambda lr: val[lr])
+            best[experiment] = chosen
+            lr_choice[experiment] = (
+                f"{chosen:g} (val MRR " + " / ".join(f"{lr:g}: {val[lr]:.3f}" for lr in args.lrs) + ")"
+            )
+    selected = list(rows_of([run_at(e, seed, best[e]) for e in experiments for seed in args.seeds]).values())
     body = table(selected, args.datasets, args.models, lr_choice)
     config = {k: v for k, v in vars(args).items() if k != "out_dir"}
     text = write_report(
