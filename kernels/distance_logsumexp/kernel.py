@@ -298,9 +298,10 @@ def _distance_logsumexp_bwd_dt_kernel(
 _INTERPRET_BLOCKS: dict[str, Any] = {"BLOCK_B": 16, "BLOCK_N": 16}
 # Problems below this many scores use one fixed config instead of autotuning (every config is a compilation).
 _AUTOTUNE_MIN_SCORES = 1 << 22
-# Not yet measured on a GPU (first guesses, from the pairwise and attention kernels' register budgets): the
-# tiles keep a handful of [BLOCK_B, BLOCK_N] float32 temporaries and a [BLOCK, BLOCK_D] block of rows.
-# "fwd" and "dq" programs own BLOCK_B rows, "dt" programs BLOCK_N columns.
+# Not tuned on a GPU (first guesses, from the pairwise and attention kernels' register budgets; 1-N KG batches
+# are above _AUTOTUNE_MIN_SCORES and autotune): the tiles keep a handful of [BLOCK_B, BLOCK_N] float32
+# temporaries and a [BLOCK, BLOCK_D] block of rows. "fwd" and "dq" programs own BLOCK_B rows, "dt" programs
+# BLOCK_N columns.
 _FIXED: dict[str, dict[str, Any]] = {
     "fwd": {"BLOCK_B": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3},
     "dq": {"BLOCK_B": 64, "BLOCK_N": 32, "num_warps": 4, "num_stages": 2},
