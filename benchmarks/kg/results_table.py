@@ -19,7 +19,10 @@ stdout and to ``<out-dir>/kg_results.md``.
 
 Learning rates (``--lrs``) are selected on the validation split with the same budget for every model: one run per
 candidate with the first seed, the highest validation MRR wins, and the other seeds run with it; the table's "lr"
-column gives the choice and every candidate's validation MRR ("config": the experiment's own lr).
+column gives the choice and every candidate's validation MRR ("config": the experiment's own lr). A candidate that
+PyKEEN stops with a non-finite loss is logged as diverged and loses the selection. A run that fails otherwise is
+reported (with its traceback) once the runs beside it are done and logged; the command then exits non-zero, and
+running it again trains only what is missing.
 
 ``--jobs N`` trains N runs at once, as separate processes sharing the device (``--threads`` CPU threads each,
 default the machine's cores shared among them): the d=32 models are small, so one GPU serves several runs — the
@@ -48,6 +51,7 @@ import math
 import os
 import statistics
 import sys
+import traceback
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -173,20 +177,25 @@ def _lr_run(
 
 def run_one(experiment: str, seed: int, overrides: list[str], out_dir: Path, name: str) -> dict[str, Any]:
     """Train ``experiment=kg/<experiment>`` with ``overrides`` (Hydra) in ``<out_dir>/runs/<name>``, return its
-    run.json fields."""
+    run.json fields, or ``diverged`` (the message) where PyKEEN stopped it with a non-finite loss."""
     from hydra import compose, initialize_config_module
+    from pykeen.training.training_loop import NonFiniteLossError
 
     from geoattn.train import train
 
     with initialize_config_module(config_module="geoattn.configs", version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     run_dir = out_dir / "runs" / name
-    train(cfg, run_dir=run_dir)
+    head = {"experiment": experiment, "seed": seed, "overrides": overrides}
+    try:
+        train(cfg, run_dir=run_dir)
+    except (
+        NonFiniteLossError
+    ) as exc:  # a learning rate too high for the model: a result of tuning, not an error
+        return {**head, "diverged": f"{type(exc).__name__}: {exc}"}
     info = json.loads((run_dir / "run.json").read_text())
     return {
-        "experiment": experiment,
-        "seed": seed,
-        "overrides": overrides,
+        **head,
         **{key: info[key] for key in ("validation", "test", "train_seconds", "num_parameters", "num_epochs")},
         "dropped_test_triples": info["dropped_test_triples"],
         "git_sha": info["git_sha"],
@@ -226,7 +235,7 @@ def table(
         rows = []
         dropped: set[int | None] = set()
         for model in models:
-            mine = [r for r in runs if r["experiment"] == f"{dataset}_{model}"]
+            mine = [r for r in runs if r["experiment"] == f"{dataset}_{model}" and "diverged" not in r]
             if not mine:
                 continue
             dropped |= {r["dropped_test_triples"] for r in mine}
@@ -243,6 +252,11 @@ def table(
                 ]
             )
         counts = ", ".join("n/a (tiny slice)" if d is None else str(d) for d in sorted(dropped, key=str))
+        diverged = [
+            f"{r['experiment']} seed {r['seed']}"
+            for r in runs
+            if "diverged" in r and r["experiment"].startswith(f"{dataset}_")
+        ]
         parts += [
             f"### {DATASETS[dataset]} (filtered, test split)",
             "",
@@ -250,6 +264,11 @@ def table(
             "",
             f"Test triples PyKEEN dropped (an entity unseen in training): {counts}.",
             "",
+            *(
+                [f"Diverged (non-finite training loss; not in the table): {', '.join(diverged)}.", ""]
+                if diverged
+                else []
+            ),
         ]
     return "\n".join(parts)
 
@@ -260,16 +279,21 @@ Run = tuple[str, int, list[str], str]
 
 def _trained(
     pending: list[Run], out_dir: Path, jobs: int, threads: int | None
-) -> Iterator[tuple[Run, dict[str, Any]]]:
+) -> Iterator[tuple[Run, dict[str, Any] | BaseException]]:
     """Train ``pending`` runs, ``jobs`` at once in spawned processes (``threads`` torch threads each), yielding each
-    run with its row as it finishes."""
+    run as it finishes with its row, or with the exception it raised: a failing run does not stop the others."""
     import torch
 
     if jobs == 1:
         if threads is not None:
             torch.set_num_threads(threads)
         for run in pending:
-            yield run, run_one(*run[:3], out_dir, run[3])
+            outcome: dict[str, Any] | BaseException
+            try:
+                outcome = run_one(*run[:3], out_dir, run[3])
+            except Exception as exc:  # reported once the other runs are done
+                outcome = exc
+            yield run, outcome
         return
     per_run = threads or max(1, (os.cpu_count() or 1) // jobs)
     with ProcessPoolExecutor(
@@ -277,7 +301,8 @@ def _trained(
     ) as pool:
         futures = {pool.submit(run_one, *run[:3], out_dir, run[3]): run for run in pending}
         for future in as_completed(futures):
-            yield futures[future], future.result()
+            error = future.exception()
+            yield futures[future], future.result() if error is None else error
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -304,12 +329,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         for run in wanted:
             if find(run) is not None:
                 print(f"skip {run[3]}: in {log}", flush=True)
+        failed = []
         for run, row in _trained([r for r in wanted if find(r) is None], out_dir, args.jobs, args.threads):
-            print(f"{run[3]}: validation MRR {row['validation'].get('mrr', math.nan):.4f}, test MRR "
-                  f"{row['test']['mrr']:.4f}", flush=True)  # fmt: skip
+            if isinstance(row, BaseException):
+                failed.append(f"{run[3]} ({type(row).__name__}: {row})")
+                traceback.print_exception(row)  # in a worker's: the worker's traceback as its cause
+                print(f"FAILED: {failed[-1]}", flush=True)
+                continue
+            if "diverged" in row:
+                print(f"{run[3]}: diverged ({row['diverged']})", flush=True)
+            else:
+                print(f"{run[3]}: validation MRR {row['validation'].get('mrr', math.nan):.4f}, test MRR "
+                      f"{row['test']['mrr']:.4f}", flush=True)  # fmt: skip
             with log.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
             runs.append(row)
+        if failed:
+            raise SystemExit(
+                f"results_table: {len(failed)} run(s) failed: {'; '.join(failed)}. Every other run is in {log}; "
+                "the same command retrains only what is missing."
+            )
         return {run[3]: row for run in wanted if (row := find(run)) is not None}
 
     def run_at(experiment: str, seed: int, lr: float | None) -> Run:
@@ -323,14 +362,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         first = args.seeds[0]
         tuning = rows_of([run_at(e, first, lr) for e in experiments for lr in args.lrs])
         for experiment in experiments:
+            candidates = {lr: tuning[run_at(experiment, first, lr)[3]] for lr in args.lrs}
             val = {
-                lr: float(tuning[run_at(experiment, first, lr)[3]]["validation"].get("mrr", -math.inf))
-                for lr in args.lrs
+                lr: float(row["validation"].get("mrr", -math.inf))
+                for lr, row in candidates.items()
+                if "diverged" not in row
             }
-            chosen = max(args.lrs, key=lambda lr: val[lr])
+            if not val:
+                raise SystemExit(
+                    f"results_table: every candidate learning rate of {experiment} diverged ({args.lrs}); "
+                    "pass smaller --lrs"
+                )
+            chosen = max(val, key=lambda lr: val[lr])
             best[experiment] = chosen
             lr_choice[experiment] = (
-                f"{chosen:g} (val MRR " + " / ".join(f"{lr:g}: {val[lr]:.3f}" for lr in args.lrs) + ")"
+                f"{chosen:g} (val MRR "
+                + " / ".join(
+                    f"{lr:g}: {val[lr]:.3f}" if lr in val else f"{lr:g}: diverged" for lr in args.lrs
+                )
+                + ")"
             )
     selected = list(rows_of([run_at(e, seed, best[e]) for e in experiments for seed in args.seeds]).values())
     body = table(selected, args.datasets, args.models, lr_choice)

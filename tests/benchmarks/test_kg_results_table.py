@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,3 +54,48 @@ def test_results_table_selects_the_learning_rate_on_validation(
     assert f"skip fb15k237_cat_hyperbolic_lr{float(best):g}_seed0" in printed
     report = (tmp_path / "kg_results.md").read_text()
     assert f"| {float(best):g} (val MRR 0.1: {val['0.1']:.3f} / 0.001: {val['0.001']:.3f}) |" in report
+
+
+def test_a_diverging_candidate_loses_the_selection(tmp_path: Path, run_table: Callable[..., str]) -> None:
+    if not (DATA / "FB15k-237").is_dir():
+        pytest.skip(f"FB15k-237 not found under {DATA}")
+    # lr 1e30 makes PyKEEN stop with a non-finite loss: logged as diverged, and 0.001 is chosen
+    printed = run_table(tmp_path, "--lrs", "1e30,0.001", "--jobs", "2", "--threads", "1")
+    runs = {
+        r["overrides"][-1]: r for r in map(json.loads, (tmp_path / "runs.jsonl").read_text().splitlines())
+    }
+    assert runs["optimizer.lr=1e+30"]["diverged"].startswith("NonFiniteLossError")
+    assert 0.0 < runs["optimizer.lr=0.001"]["test"]["mrr"] <= 1.0
+    assert "fb15k237_cat_hyperbolic_lr1e+30_seed0: diverged" in printed
+    report = (tmp_path / "kg_results.md").read_text()
+    assert "| 0.001 (val MRR 1e+30: diverged / 0.001: " in report
+
+
+def test_a_failing_run_does_not_lose_the_runs_beside_it(tmp_path: Path) -> None:
+    if not (DATA / "FB15k-237").is_dir():
+        pytest.skip(f"FB15k-237 not found under {DATA}")
+    # no experiment config exists for the second model: its run fails while the first trains beside it
+    args = [
+        "--smoke",
+        "--datasets",
+        "fb15k237",
+        "--models",
+        "cat_hyperbolic,no_such_model",
+        "--data-root",
+        str(DATA),
+    ]
+    args += ["--jobs", "2", "--threads", "1", "--out-dir", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "kg" / "results_table.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "results_table: 1 run(s) failed: fb15k237_no_such_model_seed0 (" in done.stderr
+    assert (
+        "kg/fb15k237_no_such_model" in done.stderr.split("results_table:")[0]
+    )  # the worker's traceback first
+    (run,) = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert run["experiment"] == "fb15k237_cat_hyperbolic" and 0.0 < run["test"]["mrr"] <= 1.0
