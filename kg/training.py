@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pykeen.losses import CrossEntropyLoss, Loss
+from pykeen.losses import CrossEntropyLoss
 from pykeen.training import LCWATrainingLoop
 from pykeen.triples import CoreTriplesFactory, LCWAInstances
 from pykeen.typing import FloatTensor, LongTensor
@@ -226,9 +226,10 @@ class FastLCWATrainingLoop(LCWATrainingLoop):
         if self.incidence is None:
             raise RuntimeError("FastLCWATrainingLoop: no training data loader was created (call train first)")
         ids = batch[start:stop].to(device=self.model.device, non_blocking=True)
+        pairs, targets = self.incidence.pairs[ids], self.incidence.positives(ids)
+        value: FloatTensor
         if self._decomposer is not None and self.mode is None:
-            pieces = self._decomposer(self.incidence.pairs[ids])
-            targets = self.incidence.positives(ids)
+            pieces = self._decomposer(pairs)
             value = fused_lcwa_cross_entropy(
                 pieces.q,
                 pieces.t,
@@ -240,15 +241,12 @@ class FastLCWATrainingLoop(LCWATrainingLoop):
                 num_targets=self.num_targets,
                 reduction=self.loss.reduction,
             )
-            return value + self.model.collect_regularization_term()
-        scores = self.scores(self.incidence.pairs[ids], slice_size)
-        targets = self.incidence.positives(ids)
-        loss: Loss = self.loss
-        if supports_sparse_lcwa(loss):
-            value = sparse_lcwa_loss(loss, scores, targets, label_smoothing)
+        elif supports_sparse_lcwa(self.loss):
+            value = sparse_lcwa_loss(self.loss, self.scores(pairs, slice_size), targets, label_smoothing)
         else:
+            scores = self.scores(pairs, slice_size)
             labels = dense_labels(targets, len(ids), self.num_targets, scores.dtype)
-            value = loss.process_lcwa_scores(
+            value = self.loss.process_lcwa_scores(
                 predictions=scores,
                 labels=labels,
                 label_smoothing=label_smoothing,
