@@ -16,6 +16,8 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +35,8 @@ __all__ = [
     "median_ms",
     "positive_ints",
     "read_jsonl",
+    "spawn_pool",
+    "threads_per_run",
     "timed_calls",
     "write_report",
 ]
@@ -150,6 +154,24 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def threads_per_run(jobs: int, threads: int | None = None) -> int:
+    """torch CPU threads for each of ``jobs`` runs at once: ``threads``, else the machine's cores shared among
+    them. Runs must not each take every core: six IMDB runs with torch's default thread count each, beside two
+    other trainings, oversubscribed a 16-core GPU host."""
+    return threads or max(1, (os.cpu_count() or 1) // jobs)
+
+
+def spawn_pool(jobs: int, threads: int | None = None) -> ProcessPoolExecutor:
+    """``jobs`` spawned worker processes (fresh interpreters: safe with CUDA), each with
+    :func:`threads_per_run` torch threads."""
+    return ProcessPoolExecutor(
+        jobs,
+        mp_context=get_context("spawn"),
+        initializer=torch.set_num_threads,
+        initargs=(threads_per_run(jobs, threads),),
+    )
 
 
 def positive_ints(text: str) -> list[int]:

@@ -27,10 +27,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from types import ModuleType
 
@@ -41,7 +38,7 @@ from geoattn.train.tasks.hsa_classification import comparison_table
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _common import write_report  # noqa: E402
+from _common import spawn_pool, threads_per_run, write_report  # noqa: E402
 
 EXAMPLES = {"imdb": "hsa_imdb.py", "sst": "hsa_sst.py", "multimodal": "hsa_multimodal.py"}
 
@@ -56,14 +53,10 @@ def _example(name: str) -> ModuleType:
     return module
 
 
-def _one_run(
-    name: str, variant: str, seed: int, out: str, overrides: list[str], device: str, threads: int | None
-) -> None:
+def _one_run(name: str, variant: str, seed: int, out: str, overrides: list[str], device: str) -> None:
     """One ``(example, variant, seed)`` through the example's ``run_comparison`` (a worker process's job)."""
     from geoattn.train.tasks.hsa_classification import run_comparison
 
-    if threads is not None:
-        torch.set_num_threads(threads)
     module = _example(name)
     run_comparison(
         f"hsa/{name}", {variant: module.VARIANTS[variant]}, [seed], out, overrides=overrides, device=device
@@ -98,11 +91,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
     seeds = args.seeds or ([0] if args.smoke else [0, 1, 2])
     device = "cpu" if args.smoke else args.device
-    # Runs at once must not each take every core: six runs with torch's default threads on a 16-core GPU host
-    # oversubscribed it so that IMDB runs reached 4-16% of their steps in their time limit.
-    threads = args.threads or (1 if args.smoke else max(1, (os.cpu_count() or 1) // args.jobs))
+    threads = threads_per_run(args.jobs, args.threads or (1 if args.smoke else None))
     modules = {name: _example(name) for name in args.examples}
-    jobs: list[tuple[str, str, int, str, list[str], str, int | None]] = []
+    jobs: list[tuple[str, str, int, str, list[str], str]] = []
     plan: dict[str, list[str]] = {}
     for name, module in modules.items():
         variants = [v for v in module.VARIANTS if args.variants is None or v in args.variants]
@@ -111,12 +102,13 @@ def main(argv: list[str] | None = None) -> None:
         overrides += module.SMOKE if args.smoke else []
         for seed in seeds:
             for variant in variants:
-                jobs.append((name, variant, seed, str(args.out / name), overrides, device, threads))
+                jobs.append((name, variant, seed, str(args.out / name), overrides, device))
     if args.jobs == 1:
+        torch.set_num_threads(threads)
         for job in jobs:
             _one_run(*job)
     else:
-        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        with spawn_pool(args.jobs, threads) as pool:
             for future in [pool.submit(_one_run, *job) for job in jobs]:
                 future.result()
 

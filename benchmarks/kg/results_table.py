@@ -48,18 +48,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
-from _common import markdown_table, read_jsonl, write_report
+from _common import markdown_table, read_jsonl, spawn_pool, write_report
 
 REPO = Path(__file__).resolve().parents[2]
 DATASETS = {"wn18rr": "WN18RR", "fb15k237": "FB15k-237"}
@@ -282,8 +282,6 @@ def _trained(
 ) -> Iterator[tuple[Run, dict[str, Any] | BaseException]]:
     """Train ``pending`` runs, ``jobs`` at once in spawned processes (``threads`` torch threads each), yielding each
     run as it finishes with its row, or with the exception it raised: a failing run does not stop the others."""
-    import torch
-
     if jobs == 1:
         if threads is not None:
             torch.set_num_threads(threads)
@@ -295,10 +293,7 @@ def _trained(
                 outcome = exc
             yield run, outcome
         return
-    per_run = threads or max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(
-        jobs, mp_context=get_context("spawn"), initializer=torch.set_num_threads, initargs=(per_run,)
-    ) as pool:
+    with spawn_pool(jobs, threads) as pool:
         futures = {pool.submit(run_one, *run[:3], out_dir, run[3]): run for run in pending}
         for future in as_completed(futures):
             error = future.exception()
