@@ -36,6 +36,9 @@ class TrainerConfig:
         keep_last: keep only this many newest checkpoints; ``None`` keeps all.
         time_limit_s: stop (validate and checkpoint) after the first step that ends this many seconds after
             the training loop started; ``None``: no limit. Resume a stopped run with the same ``max_steps``.
+        lr_schedule: ``"constant"``, or ``"cosine"``: the learning rate decays from the optimizer's over
+            ``max_steps`` to ``lr_final_ratio`` times it (:mod:`geoattn.train.trainer`).
+        lr_final_ratio: the cosine schedule's last rate, as a fraction of the first.
     """
 
     max_steps: int = 1000
@@ -47,6 +50,8 @@ class TrainerConfig:
     grad_clip: float | None = None
     keep_last: int | None = None
     time_limit_s: float | None = None
+    lr_schedule: str = "constant"
+    lr_final_ratio: float = 0.0
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The training loop: a plain class with keyword arguments, independent of Hydra.
+r"""The training loop: a plain class with keyword arguments, independent of Hydra.
 
 Per step ``s = 1 .. max_steps``: draw a batch, compute ``model.training_loss(batch)``, stop with
 :class:`NonFiniteLossError` if it is NaN/inf (before ``backward``, so nothing after the last good step is
@@ -9,6 +9,15 @@ With ``time_limit_s`` set, the loop also ends after the first step that finishes
 more after the loop started (after a resumed run has loaded its checkpoint and replayed its data stream); that
 step is treated as the last one (validated and checkpointed), and
 ``run.json`` records ``status="time_limit"``, so a later run with the same ``max_steps`` resumes from it.
+
+With ``lr_schedule="cosine"`` the learning rate of step ``s`` is each parameter group's initial rate times
+
+.. math::
+    r + (1 - r)\,\frac{1 + \cos(\pi (s - 1) / (S - 1))}{2},\qquad S = \texttt{max\_steps},\ r = \texttt{lr\_final\_ratio},
+
+from the full rate at step 1 down to ``r`` times it at ``S``. The rate is a function of the step alone (the
+initial rates travel in the optimizer's state), so a resumed run continues the same schedule with no scheduler
+state of its own; runs stopped by ``time_limit_s`` should keep their ``max_steps`` for the same reason.
 
 A model may also implement ``training_metrics() -> Mapping[str, float]`` (optional): its values, accumulated
 by the model since the previous call, are added to each ``train`` row of ``metrics.jsonl``.
@@ -69,6 +78,7 @@ from .rng import data_generator, get_rng_state, seed_everything, set_rng_state
 from .run_dir import RunDir
 
 __all__ = [
+    "LR_SCHEDULES",
     "NonFiniteLossError",
     "OptimizerFactory",
     "TrainResult",
@@ -80,6 +90,16 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+#: The values ``lr_schedule`` accepts (module docstring).
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(schedule: str, step: int, max_steps: int, final_ratio: float) -> float:
+    """The multiple of the initial learning rate that optimizer step ``step`` (0-based) uses."""
+    if schedule == "constant" or max_steps <= 1:
+        return 1.0
+    progress = min(step / (max_steps - 1), 1.0)
+    return final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -225,6 +245,10 @@ class Trainer:
         keep_last: number of newest checkpoints to keep, or ``None`` for all. Default: ``None``.
         time_limit_s: wall-clock budget in seconds of one :meth:`fit` call (see the module docstring), or
             ``None``. Default: ``None``.
+        lr_schedule: ``"constant"`` or ``"cosine"`` decay over ``max_steps`` (module docstring).
+            Default: ``"constant"``.
+        lr_final_ratio: the cosine schedule's last rate as a fraction of the initial one, in ``[0, 1]``.
+            Default: ``0.0``.
         seed: seeds the data generator (global RNGs are the caller's job: seed before building the model).
             Default: ``0``.
         config: the resolved run config as plain containers, written to ``config.yaml`` and into every
@@ -247,6 +271,8 @@ class Trainer:
         grad_clip: float | None = None,
         keep_last: int | None = None,
         time_limit_s: float | None = None,
+        lr_schedule: str = "constant",
+        lr_final_ratio: float = 0.0,
         seed: int = 0,
         config: Mapping[str, Any] | None = None,
     ) -> None:
@@ -257,6 +283,14 @@ class Trainer:
         _positive("grad_clip", grad_clip, optional=True)
         _positive("keep_last", keep_last, optional=True)
         _positive("time_limit_s", time_limit_s, optional=True)
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"trainer.lr_schedule={lr_schedule!r}: expected one of {list(LR_SCHEDULES)}")
+        if (
+            isinstance(lr_final_ratio, bool)
+            or not isinstance(lr_final_ratio, int | float)
+            or not (0.0 <= lr_final_ratio <= 1.0)
+        ):
+            raise ValueError(f"trainer.lr_final_ratio={lr_final_ratio!r}: expected a number in [0, 1]")
         if not callable(optimizer):
             raise TypeError(
                 f"optimizer: expected a callable params -> Optimizer, got {type(optimizer).__name__}"
@@ -282,6 +316,8 @@ class Trainer:
         self.grad_clip = grad_clip
         self.keep_last = keep_last
         self.time_limit_s = time_limit_s
+        self.lr_schedule = lr_schedule
+        self.lr_final_ratio = float(lr_final_ratio)
         self.seed = seed
         self.config: dict[str, Any] = dict(config) if config is not None else {}
         self.step = 0
@@ -300,6 +336,8 @@ class Trainer:
             raise TypeError(
                 f"optimizer: the factory returned a {type(optimizer).__name__}, not a torch Optimizer"
             )
+        for group in optimizer.param_groups:  # saved with the optimizer's state, so a resume keeps them
+            group.setdefault("initial_lr", group["lr"])
         generator = data_generator(self.seed, self.dist.rank)
         if self.dist.is_distributed:
             self._shard_data()
@@ -443,6 +481,9 @@ class Trainer:
             raise NonFiniteLossError(step=self.step + 1, loss=value, last_checkpoint=self.last_checkpoint)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        factor = lr_factor(self.lr_schedule, self.step, self.max_steps, self.lr_final_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         optimizer.step()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ def _trainer(tmp_path: Path, **overrides: Any) -> Trainer:
         "max_steps": 3,
         "progress_bar": False,
         "device": "cpu",
+        "log_every": 1,
     }
     return Trainer(**{**kwargs, **overrides})
 
@@ -66,6 +68,12 @@ def test_epoch_wise_sources_are_restarted_and_validation_is_averaged(tmp_path: P
         ({"grad_clip": -1.0}, ValueError, "trainer.grad_clip=-1.0"),
         ({"keep_last": 0}, ValueError, "trainer.keep_last=0"),
         ({"device": "tpu"}, ValueError, "trainer.device='tpu'"),
+        (
+            {"lr_schedule": "step"},
+            ValueError,
+            r"trainer.lr_schedule='step': expected one of \['constant', 'cosine'\]",
+        ),
+        ({"lr_final_ratio": 1.5}, ValueError, r"trainer.lr_final_ratio=1.5: expected a number in \[0, 1\]"),
     ],
 )
 def test_bad_arguments_are_named(tmp_path: Path, overrides: dict[str, Any], error: type, match: str) -> None:
@@ -83,6 +91,27 @@ def test_grad_clip_bounds_the_update(tmp_path: Path) -> None:
     trainer.fit()
     # gradient (0.5, 0.5) has norm 0.707; clipped to 0.1, SGD with lr 0.5 moves each weight by 0.5 * 0.1 / sqrt 2
     assert torch.allclose(trainer.model.w, torch.full((2,), 1 - 0.05 / 2**0.5))
+
+
+def test_cosine_schedule_decays_the_rate_and_a_resumed_run_continues_it(tmp_path: Path) -> None:
+    # gradient 0.5 per weight; rates 0.5 * (1, 0.55, 0.1): cos decay from 1 to lr_final_ratio=0.1 over 3 steps
+    expected = 1 - 0.5 * 0.5 * (1 + 0.55 + 0.1)
+    schedule = {"lr_schedule": "cosine", "lr_final_ratio": 0.1}
+    straight = _trainer(tmp_path / "straight", **schedule)
+    straight.fit()
+    assert torch.allclose(straight.model.w, torch.full((2,), expected))
+    lrs = [
+        row["lr"]
+        for row in map(json.loads, (tmp_path / "straight/metrics.jsonl").read_text().splitlines())
+        if row["split"] == "train"
+    ]
+    assert lrs == pytest.approx([0.5, 0.275, 0.05])  # log_every=1: the rate each step used
+
+    stopped = _trainer(tmp_path / "resumed", time_limit_s=1e-9, **schedule)
+    assert stopped.fit().step == 1
+    resumed = _trainer(tmp_path / "resumed", **schedule)
+    resumed.fit(resume=tmp_path / "resumed")
+    assert torch.allclose(resumed.model.w, straight.model.w)
 
 
 def test_devices_and_batch_moves() -> None:
