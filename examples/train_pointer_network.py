@@ -9,6 +9,7 @@ experiment's fixed validation sets with greedy decoding and beam search, by the 
     python examples/train_pointer_network.py --experiment convex_hull_50 --minutes 8 --cache-dir runs/labels
     python examples/train_pointer_network.py --experiment tsp_20 --checkpoint runs/ptr_tsp --beams 1 4 16
     python examples/train_pointer_network.py --experiment delaunay_5 --pretrained delaunay_5   # a shipped one
+    python examples/train_pointer_network.py --experiment tsp_20 --pretrained tsp_20 --beams 1 4  # (and convex_hull_50)
     python examples/train_pointer_network.py --smoke     # a tiny network for a few steps (run by the tests)
 
 Runs land in ``--out`` (config.yaml, run.json, metrics.jsonl, checkpoints/). Prints one row per validation
