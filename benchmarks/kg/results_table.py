@@ -13,8 +13,10 @@ from the training split and drops valid/test triples with an entity unseen in tr
 test triples that removed (published tables such as Chami et al. 2020 keep and rank them, so their MRR is on
 slightly different test sets).
 
-Every finished run is appended to ``<out-dir>/runs.jsonl`` at once and skipped on a restart; an interrupted run
-continues from its PyKEEN checkpoint (``<out-dir>/runs/<experiment>[_lr<lr>]_seed<s>/checkpoints``). The table goes to
+Every finished run is appended to ``<out-dir>/runs.jsonl`` at once, with a fingerprint of its composed config
+(model, data, optimizer, runner, seed), and skipped on a restart while that fingerprint still matches: a run
+whose experiment config changed since it was logged trains again. An interrupted run continues from its PyKEEN
+checkpoint (``<out-dir>/runs/<experiment>[_lr<lr>]_seed<s>_<fingerprint>/checkpoints``). The table goes to
 stdout and to ``<out-dir>/kg_results.md``.
 
 Learning rates (``--lrs``) are selected on the validation split with the same budget for every model: one run per
@@ -46,6 +48,7 @@ Smoke test (any machine; tiny slices, tiny models, 1 epoch on the CPU; numbers a
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import statistics
@@ -175,18 +178,35 @@ def _lr_run(
     return [*overrides, f"optimizer.lr={lr}"], f"{experiment}_lr{lr:g}_seed{seed}"
 
 
-def run_one(experiment: str, seed: int, overrides: list[str], out_dir: Path, name: str) -> dict[str, Any]:
-    """Train ``experiment=kg/<experiment>`` with ``overrides`` (Hydra) in ``<out_dir>/runs/<name>``, return its
-    run.json fields, or ``diverged`` (the message) where PyKEEN stopped it with a non-finite loss."""
+def _compose(overrides: list[str]) -> Any:
+    """The ``geoattn-train`` config of ``overrides`` (a Hydra ``DictConfig``)."""
     from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="geoattn.configs", version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)
+
+
+def config_fingerprint(overrides: list[str]) -> str:
+    """16 hex digits of the sha256 of the run's composed config — the parts a knowledge-graph run reads (model,
+    data, optimizer, runner, seed), resolved — so a logged run is reused only while its experiment is unchanged."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.masked_copy(_compose(overrides), ["seed", "model", "data", "optimizer", "runner"])
+    return hashlib.sha256(OmegaConf.to_yaml(cfg, resolve=True).encode()).hexdigest()[:16]
+
+
+def run_one(
+    experiment: str, seed: int, overrides: list[str], out_dir: Path, name: str, fingerprint: str
+) -> dict[str, Any]:
+    """Train ``experiment=kg/<experiment>`` with ``overrides`` (Hydra) in ``<out_dir>/runs/<name>_<fingerprint>``,
+    return its run.json fields, or ``diverged`` (the message) where PyKEEN stopped it with a non-finite loss."""
     from pykeen.training.training_loop import NonFiniteLossError
 
     from geoattn.train import train
 
-    with initialize_config_module(config_module="geoattn.configs", version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
-    run_dir = out_dir / "runs" / name
-    head = {"experiment": experiment, "seed": seed, "overrides": overrides}
+    cfg = _compose(overrides)
+    run_dir = out_dir / "runs" / f"{name}_{fingerprint}"
+    head = {"experiment": experiment, "seed": seed, "overrides": overrides, "config_sha": fingerprint}
     try:
         train(cfg, run_dir=run_dir)
     except (
@@ -274,27 +294,29 @@ def table(
 
 
 #: One training run: ``(experiment, seed, Hydra overrides, run folder name)``.
-Run = tuple[str, int, list[str], str]
+Run = tuple[str, int, list[str], str]  # experiment, seed, overrides, name
 
 
 def _trained(
-    pending: list[Run], out_dir: Path, jobs: int, threads: int | None
+    pending: list[tuple[Run, str]], out_dir: Path, jobs: int, threads: int | None
 ) -> Iterator[tuple[Run, dict[str, Any] | BaseException]]:
     """Train ``pending`` runs, ``jobs`` at once in spawned processes (``threads`` torch threads each), yielding each
     run as it finishes with its row, or with the exception it raised: a failing run does not stop the others."""
     if jobs == 1:
         if threads is not None:
             torch.set_num_threads(threads)
-        for run in pending:
+        for run, fingerprint in pending:
             outcome: dict[str, Any] | BaseException
             try:
-                outcome = run_one(*run[:3], out_dir, run[3])
+                outcome = run_one(*run[:3], out_dir, run[3], fingerprint)
             except Exception as exc:  # reported once the other runs are done
                 outcome = exc
             yield run, outcome
         return
     with spawn_pool(jobs, threads) as pool:
-        futures = {pool.submit(run_one, *run[:3], out_dir, run[3]): run for run in pending}
+        futures = {
+            pool.submit(run_one, *run[:3], out_dir, run[3], fingerprint): run for run, fingerprint in pending
+        }
         for future in as_completed(futures):
             error = future.exception()
             yield futures[future], future.result() if error is None else error
@@ -306,30 +328,50 @@ def main(argv: Sequence[str] | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir / "runs.jsonl"
     runs = read_jsonl(log)
+    fingerprints: dict[str, str | BaseException] = {}
+
+    def fingerprint(run: Run) -> str | BaseException:
+        """The run's config fingerprint, or why its config does not compose (e.g. no such experiment)."""
+        if run[3] not in fingerprints:
+            try:
+                fingerprints[run[3]] = config_fingerprint(run[2])
+            except Exception as exc:  # reported with the runs that fail, after the others are done
+                fingerprints[run[3]] = exc
+        return fingerprints[run[3]]
+
+    def logged(run: Run) -> list[dict[str, Any]]:
+        experiment, seed, overrides, _ = run
+        return [
+            r for r in runs if (r["experiment"], r["seed"], r["overrides"]) == (experiment, seed, overrides)
+        ]
 
     def find(run: Run) -> dict[str, Any] | None:
-        experiment, seed, overrides, _ = run
-        return next(
-            (
-                r
-                for r in runs
-                if (r["experiment"], r["seed"], r["overrides"]) == (experiment, seed, overrides)
-            ),
-            None,
-        )
+        return next((r for r in logged(run) if r.get("config_sha") == fingerprint(run)), None)
 
     def rows_of(wanted: list[Run]) -> dict[str, dict[str, Any]]:
         """The rows of ``wanted`` by run name: from the log, or trained now (``--jobs`` at once) and logged as
         they finish."""
-        for run in wanted:
-            if find(run) is not None:
-                print(f"skip {run[3]}: in {log}", flush=True)
         failed = []
-        for run, row in _trained([r for r in wanted if find(r) is None], out_dir, args.jobs, args.threads):
+
+        def report(run: Run, error: BaseException) -> None:
+            failed.append(f"{run[3]} ({type(error).__name__}: {error})")
+            traceback.print_exception(error)  # in a worker's: the worker's traceback as its cause
+            print(f"FAILED: {failed[-1]}", flush=True)
+
+        pending = []
+        for run in wanted:
+            key = fingerprint(run)
+            if isinstance(key, BaseException):
+                report(run, key)
+            elif find(run) is not None:
+                print(f"skip {run[3]}: in {log}", flush=True)
+            else:
+                if logged(run):
+                    print(f"retrain {run[3]}: its config changed since it was logged", flush=True)
+                pending.append((run, key))
+        for run, row in _trained(pending, out_dir, args.jobs, args.threads):
             if isinstance(row, BaseException):
-                failed.append(f"{run[3]} ({type(row).__name__}: {row})")
-                traceback.print_exception(row)  # in a worker's: the worker's traceback as its cause
-                print(f"FAILED: {failed[-1]}", flush=True)
+                report(run, row)
                 continue
             if "diverged" in row:
                 print(f"{run[3]}: diverged ({row['diverged']})", flush=True)
@@ -344,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"results_table: {len(failed)} run(s) failed: {'; '.join(failed)}. Every other run is in {log}; "
                 "the same command retrains only what is missing."
             )
-        return {run[3]: row for run in wanted if (row := find(run)) is not None}
+        return {run[3]: found for run in wanted if (found := find(run)) is not None}
 
     def run_at(experiment: str, seed: int, lr: float | None) -> Run:
         is_cat = experiment.split("_", 1)[1].startswith("cat")

@@ -39,6 +39,26 @@ def test_results_table_smoke(tmp_path: Path, run_table: Callable[..., str]) -> N
         assert text in report
 
 
+def test_a_run_whose_config_changed_since_it_was_logged_trains_again(
+    tmp_path: Path, run_table: Callable[..., str]
+) -> None:
+    if not (DATA / "FB15k-237").is_dir():
+        pytest.skip(f"FB15k-237 not found under {DATA}")
+    run_table(tmp_path)
+    log = tmp_path / "runs.jsonl"
+    (row,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert (
+        len(row["config_sha"]) == 16
+        and (tmp_path / "runs" / f"fb15k237_cat_hyperbolic_seed0_{row['config_sha']}").is_dir()
+    )
+    # as if the experiment's yaml had changed after the run was logged: same overrides, another composed config
+    log.write_text(json.dumps({**row, "config_sha": "0" * 16}) + "\n")
+    printed = run_table(tmp_path)
+    assert "retrain fb15k237_cat_hyperbolic_seed0: its config changed since it was logged" in printed
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["config_sha"] for r in rows] == ["0" * 16, row["config_sha"]]  # the stale row stays, unused
+
+
 def test_results_table_selects_the_learning_rate_on_validation(
     tmp_path: Path, run_table: Callable[..., str]
 ) -> None:
