@@ -548,10 +548,27 @@ class Trainer:
         self.run.append_metrics({"step": self.step, "split": split, **values, "elapsed_s": elapsed})
 
     def _warn_on_config_change(self, saved: Mapping[str, Any], file: Path) -> None:
-        for key in ("seed", "model", "data", "optimizer"):
-            if key in self.config and saved.get(key) != self.config[key]:
-                log.warning(
-                    "resume: %s differs from the checkpoint's (%s); the run will not replay exactly",
-                    key,
-                    file,
-                )
+        changed = [
+            change
+            for key in ("seed", "model", "data", "optimizer")
+            if key in self.config
+            for change in _config_changes(key, saved.get(key), self.config[key])
+        ]
+        if changed:
+            log.warning(
+                "resume: the config differs from the checkpoint's (%s) in %s; the run will not replay exactly "
+                "unless these settings change only how it computes (e.g. worker counts), not what",
+                file,
+                "; ".join(changed),
+            )
+
+
+def _config_changes(path: str, saved: Any, now: Any) -> list[str]:
+    """``"<path.key>: <saved> -> <now>"`` for every leaf where two config trees differ."""
+    if isinstance(saved, Mapping) and isinstance(now, Mapping):
+        return [
+            change
+            for key in sorted({*saved, *now}, key=str)
+            for change in _config_changes(f"{path}.{key}", saved.get(key), now.get(key))
+        ]
+    return [] if saved == now else [f"{path}: {saved!r} -> {now!r}"]

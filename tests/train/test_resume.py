@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -149,3 +150,28 @@ def test_resume_fast_forwards_instead_of_replaying_when_the_data_can() -> None:
     assert data.built == 0  # nothing replayed
     assert [resumed.next() for _ in range(2)] == taken[3:]
     assert resumed.state()["batches_in_epoch"] == 5 and data.built == 2
+
+
+def test_resume_names_each_config_setting_that_changed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def fit(config: dict[str, Any], resume: Path | None = None) -> None:
+        Trainer(
+            model=NoisyRegression(),
+            data=EndlessPoints(),
+            optimizer=lambda params: torch.optim.SGD(params, lr=0.1),
+            run_dir=tmp_path / ("second" if resume else "first"),
+            max_steps=2,
+            progress_bar=False,
+            device="cpu",
+            config=config,
+        ).fit(resume=resume)
+
+    fit({"seed": 0, "data": {"workers": 1, "n": 5}})
+    with caplog.at_level(logging.WARNING, logger="geoattn.train.trainer"):
+        fit(
+            {"seed": 0, "data": {"workers": 4, "n": 5}, "trainer": {"max_steps": 2}},
+            resume=tmp_path / "first",
+        )
+    (warning,) = [r.getMessage() for r in caplog.records if "resume:" in r.getMessage()]
+    assert "in data.workers: 1 -> 4; the run will not replay exactly" in warning and "data.n" not in warning
