@@ -15,8 +15,8 @@ combined exactly (instance-weighted means; hull area coverage weighted by its si
 the mean lengths): convex hull accuracy, area coverage (``FAIL`` when over 1% of predictions are not simple
 polygons, as the paper writes it) and that fail rate; Delaunay accuracy and triangle coverage; TSP average
 tour length, average label length and their gap. ``eval s`` is the wall-clock of decoding and scoring (labels
-excluded). The report also gives each model's provenance: steps, training runs, optimizer, training wall-clock
-on its device (``run.json``'s start to end, label generation included), git SHA.
+excluded). The report also gives each model's provenance: steps, training runs, recipe (optimizer, learning-rate
+schedule, whether the step mask was applied in training), training wall-clock on its device (``run.json``'s start to end, label generation included), git SHA.
 
 The recorded run (the 2-core CPU machine; delaunay_5, 10,000 instances, greedy and 4 beams)::
 
@@ -239,7 +239,7 @@ def trained_on(data: dict[str, Any]) -> str:
 
 
 def provenance_row(model: Model) -> list[str]:
-    """``model, problem, trained on, steps, training runs, optimizer, training wall-clock, git`` cells."""
+    """``model, problem, trained on, steps, training runs, recipe, training wall-clock, git`` cells."""
     provenance = model.entry.get("provenance", {})
     runs = provenance.get("runs") or []
     segments = ", ".join(
@@ -251,6 +251,11 @@ def provenance_row(model: Model) -> list[str]:
     opt = "-"
     if isinstance(optimizer, dict):
         opt = f"{str(optimizer.get('_target_', '?')).rsplit('.', 1)[-1]} lr {optimizer.get('lr', '?')}"
+        trainer = provenance.get("trainer") or {}
+        if trainer.get("lr_schedule", "constant") != "constant":  # runs before the option existed: constant
+            opt += f", {trainer['lr_schedule']} to {trainer.get('lr_final_ratio', 0.0):g}x"
+    if model.task.masked_training:
+        opt += ", masked training"
     wall = provenance.get("train_wall_s")
     devices = sorted({str(r.get("device")) for r in runs})
     train_time = "-" if wall is None else f"{wall:,.0f} s on {'/'.join(devices)} ({len(runs)} runs)"
@@ -345,7 +350,7 @@ def report(args: argparse.Namespace, models: list[Model], rows: list[list[str]])
             "trained on n",
             "steps",
             "training runs",
-            "optimizer",
+            "recipe",
             "training wall-clock",
             "git",
         ],

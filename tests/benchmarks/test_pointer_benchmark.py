@@ -3,6 +3,7 @@ scored on fresh test sets and reported next to the paper's numbers; test seeds t
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from collections.abc import Callable
@@ -77,3 +78,22 @@ def test_seeds_of_training_or_validation_are_refused() -> None:
         "test seeds [1000005] (--seed-base 1000000 + n) were used for its training or validation"
         in done.stderr
     )
+
+
+def test_the_recipe_names_the_schedule_and_masked_training() -> None:
+    spec = importlib.util.spec_from_file_location("pointer_evaluate", ROOT / SCRIPT)
+    assert spec is not None and spec.loader is not None
+    evaluate = importlib.util.module_from_spec(spec)
+    sys.modules["pointer_evaluate"] = evaluate  # its dataclass resolves annotations through the module
+    spec.loader.exec_module(evaluate)
+    trainer = {"lr_schedule": "cosine", "lr_final_ratio": 0.02}
+    provenance = {"optimizer": {"_target_": "torch.optim.Adam", "lr": 0.001}, "trainer": trainer}
+    for masked, recipe in (
+        (True, "Adam lr 0.001, cosine to 0.02x, masked training"),
+        (False, "Adam lr 0.001, cosine to 0.02x"),
+    ):
+        task = PointerTask("tsp", hidden_dim=8, masked_training=masked)
+        row = evaluate.provenance_row(evaluate.Model("m", task, {"provenance": provenance}))
+        assert row[5] == recipe
+    row = evaluate.provenance_row(evaluate.Model("m", task, {"provenance": {**provenance, "trainer": {}}}))
+    assert row[5] == "Adam lr 0.001"  # checkpoints from before the schedule option: a constant rate
