@@ -336,8 +336,6 @@ class Trainer:
             raise TypeError(
                 f"optimizer: the factory returned a {type(optimizer).__name__}, not a torch Optimizer"
             )
-        for group in optimizer.param_groups:  # saved with the optimizer's state, so a resume keeps them
-            group.setdefault("initial_lr", group["lr"])
         generator = data_generator(self.seed, self.dist.rank)
         if self.dist.is_distributed:
             self._shard_data()
@@ -355,6 +353,10 @@ class Trainer:
             self.step = checkpoint.step
             self.last_checkpoint = file
             resumed_from = str(file)
+        # The schedule's base rates travel in the optimizer's state; loading a checkpoint replaces the groups, and
+        # one written without a schedule has none: its rate becomes the base.
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
         stream = _BatchStream(self.data, generator, data_state)
         self._loss_fn: Callable[[Any], torch.Tensor] = self._task.training_loss
         if self.dist.is_distributed:  # after loading: DDP broadcasts rank 0's weights to every rank

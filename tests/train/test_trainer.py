@@ -114,6 +114,20 @@ def test_cosine_schedule_decays_the_rate_and_a_resumed_run_continues_it(tmp_path
     assert torch.allclose(resumed.model.w, straight.model.w)
 
 
+def test_a_checkpoint_without_base_rates_resumes_under_a_schedule_from_its_rate(tmp_path: Path) -> None:
+    # a checkpoint from before the schedule option: its optimizer state holds no initial_lr
+    _trainer(tmp_path, max_steps=1).fit()
+    file = tmp_path / "checkpoints" / "step_00000001.pt"
+    checkpoint = torch.load(file, weights_only=True)
+    for group in checkpoint["optimizer"]["param_groups"]:
+        del group["initial_lr"]
+    torch.save(checkpoint, file)
+    resumed = _trainer(tmp_path, lr_schedule="cosine", lr_final_ratio=0.1)
+    resumed.fit(resume=tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in rows if r["split"] == "train"][-2:] == pytest.approx([0.275, 0.05])  # base 0.5
+
+
 def test_devices_and_batch_moves() -> None:
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
