@@ -32,7 +32,8 @@ shallow ones are bound by Python and kernel launches, not by the GPU's arithmeti
 once, then every seed's run with its selected rate. Runs finish in any order; the log and the table do not depend
 on it.
 
-GPU (the numbers to record; not yet measured). CAT's encoder is launch-bound eagerly; ``torch.compile`` makes its
+GPU (the tuning pass of the shallow rows on WN18RR is in ``benchmarks/RESULTS.md``; the rest is not yet
+measured). CAT's encoder is launch-bound eagerly; ``torch.compile`` makes its
 training step 2.1x faster on an H200 (``benchmarks/kg/epoch_speed.py --breakdown-only``), so run the CAT rows with
 it::
 
@@ -209,9 +210,8 @@ def run_one(
     head = {"experiment": experiment, "seed": seed, "overrides": overrides, "config_sha": fingerprint}
     try:
         train(cfg, run_dir=run_dir)
-    except (
-        NonFiniteLossError
-    ) as exc:  # a learning rate too high for the model: a result of tuning, not an error
+    except NonFiniteLossError as exc:
+        # a learning rate too high for the model: a result of tuning, not an error
         return {**head, "diverged": f"{type(exc).__name__}: {exc}"}
     info = json.loads((run_dir / "run.json").read_text())
     return {
