@@ -146,14 +146,14 @@ def _dot(a, b, acc, INTERPRET: tl.constexpr, DOT_DTYPE: tl.constexpr):
 
 
 @triton.jit
-def _load_tile(ptr, offs_r, mask_r, n_cols, BLOCK_C: tl.constexpr):
-    """Rows ``offs_r`` of a contiguous ``[rows, n_cols]`` matrix: ``[len(offs_r), BLOCK_C]``, zero-padded."""
+def _load_tile(ptr, offs_r, mask_r, n_cols, BLOCK_C: tl.constexpr, ROWS_MASKED: tl.constexpr = True):
+    """Rows ``offs_r`` of a contiguous ``[rows, n_cols]`` matrix: ``[len(offs_r), BLOCK_C]``, zero-padded;
+    ``ROWS_MASKED=False``: every row exists, ``mask_r`` is ignored (no per-row compare in complete tiles)."""
     offs_c = tl.arange(0, BLOCK_C)
-    return tl.load(
-        ptr + offs_r[:, None] * n_cols + offs_c[None, :],
-        mask=mask_r[:, None] & (offs_c[None, :] < n_cols),
-        other=0.0,
-    )
+    mask = offs_c[None, :] < n_cols
+    if ROWS_MASKED:
+        mask = mask_r[:, None] & mask
+    return tl.load(ptr + offs_r[:, None] * n_cols + offs_c[None, :], mask=mask, other=0.0)
 
 
 @triton.jit
@@ -183,11 +183,13 @@ def _mask_scores(s, offs_n, offs_m, mask_m, kpm_ptr, COLS: tl.constexpr, HAS_KPM
 
 @triton.jit
 def _log2(x, FAST: tl.constexpr):
-    """``log2``; ``FAST``: the hardware ``lg2.approx.f32`` (one MUFU op, absolute error < 2^-22) instead of
-    the ~20-instruction accurate ``log2``. Compiled kernels only: the interpreter runs no inline PTX."""
+    """``log2`` of ``x >= 1``; ``FAST``: the hardware ``lg2.approx.ftz.f32`` (one MUFU op, absolute error
+    < 2^-22) instead of the ~20-instruction accurate ``log2``. ``ftz`` drops the subnormal-input fix-up
+    (a compare and two predicated instructions per score) that arguments >= 1 never need. Compiled kernels
+    only: the interpreter runs no inline PTX."""
     if FAST:
         return tl.inline_asm_elementwise(
-            "lg2.approx.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True, pack=1
+            "lg2.approx.ftz.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True, pack=1
         )
     return tl.log2(x)
 
@@ -346,9 +348,12 @@ def _head(H, kappa_ptr, beta_ptr):
 
 
 @triton.jit
-def _row_stats(n2_ptr, r_ptr, offs, mask, DISTANCE: tl.constexpr):
-    """``(|x|^2, r = 1/(1 + k|x|^2))`` of rows ``offs`` (zeros and ones without ``DISTANCE``)."""
+def _row_stats(n2_ptr, r_ptr, offs, mask, DISTANCE: tl.constexpr, ROWS_MASKED: tl.constexpr = True):
+    """``(|x|^2, r = 1/(1 + k|x|^2))`` of rows ``offs`` (zeros and ones without ``DISTANCE``);
+    ``ROWS_MASKED=False``: every row exists, ``mask`` is ignored."""
     if DISTANCE:
+        if not ROWS_MASKED:
+            return tl.load(n2_ptr + offs), tl.load(r_ptr + offs)
         return tl.load(n2_ptr + offs, mask=mask, other=0.0), tl.load(r_ptr + offs, mask=mask, other=1.0)
     return tl.zeros(offs.shape, tl.float32), tl.full(offs.shape, 1.0, tl.float32)
 
@@ -372,11 +377,11 @@ def _fwd_tiles(
     dot_dtype = v_ptr.dtype.element_ty
     for m0 in range(lo, hi, BLOCK_M):
         offs_m = m0 + tl.arange(0, BLOCK_M)
-        mask_m = offs_m < M
-        kt = _load_tile(k_ptr, offs_m, mask_m, D, BLOCK_D)  # [BLOCK_M, BLOCK_D]
+        mask_m = offs_m < M  # only read in MASKED tiles: the others are complete, loaded without compares
+        kt = _load_tile(k_ptr, offs_m, mask_m, D, BLOCK_D, MASKED)  # [BLOCK_M, BLOCK_D]
         g = _dot(q, tl.trans(kt), tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32), INTERPRET, dot_dtype)
         if DISTANCE:
-            b, rb = _row_stats(kn2_ptr, kr_ptr, offs_m, mask_m, DISTANCE)
+            b, rb = _row_stats(kn2_ptr, kr_ptr, offs_m, mask_m, DISTANCE, MASKED)
             t = tl.maximum(a + b[None, :] - 2.0 * g, 0.0)
             s = cst * _dist_q(t, fa, rb[None, :], SIGN, SERIES, not INTERPRET)
         else:
@@ -384,10 +389,13 @@ def _fwd_tiles(
         if MASKED:
             s = _mask_scores(s, offs_n, offs_m, mask_m, kpm_ptr, True, HAS_KPM, CAUSAL)
         p, alpha, m_i, l_i = _online_softmax(s, m_i, l_i)
-        vt = _load_tile(v_ptr, offs_m, mask_m, DV, BLOCK_DV)  # [BLOCK_M, BLOCK_DV]
+        vt = _load_tile(v_ptr, offs_m, mask_m, DV, BLOCK_DV, MASKED)  # [BLOCK_M, BLOCK_DV]
         acc = _dot(p, vt, acc * alpha[:, None], INTERPRET, dot_dtype)
         if MIDPOINT:
-            cj = tl.load(c_ptr + offs_m, mask=mask_m, other=0.0)
+            if MASKED:
+                cj = tl.load(c_ptr + offs_m, mask=mask_m, other=0.0)
+            else:
+                cj = tl.load(c_ptr + offs_m)
             dacc = dacc * alpha + tl.sum(p * cj[None, :], axis=1)
     return acc, dacc, m_i, l_i
 
