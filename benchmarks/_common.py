@@ -16,7 +16,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +26,7 @@ import torch
 from geoattn.train.metadata import git_state
 
 __all__ = [
+    "WorkerError",
     "add_grid_arguments",
     "cell_skip_reason",
     "environment",
@@ -163,10 +164,33 @@ def threads_per_run(jobs: int, threads: int | None = None) -> int:
     return threads or max(1, (os.cpu_count() or 1) // jobs)
 
 
+class WorkerError(RuntimeError):
+    """An exception of a worker process of :func:`spawn_pool`, as ``"<type>: <message>"`` (its traceback
+    follows as the cause). The pool sends a worker's exception back pickled, and some do not pickle (torch's
+    ``InductorError`` holds modules): the pool then reported only "cannot pickle 'module' object"."""
+
+
+def _reporting_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)``, raising any exception as a picklable :class:`WorkerError` (the original is its
+    cause, whose traceback the pool formats before pickling)."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        raise WorkerError(f"{type(exc).__name__}: {exc}") from exc
+
+
+class _ReportingPool(ProcessPoolExecutor):
+    """A process pool whose tasks fail with :class:`WorkerError`, never with a pickling error."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        return super().submit(_reporting_call, fn, *args, **kwargs)
+
+
 def spawn_pool(jobs: int, threads: int | None = None) -> ProcessPoolExecutor:
     """``jobs`` spawned worker processes (fresh interpreters: safe with CUDA), each with
-    :func:`threads_per_run` torch threads."""
-    return ProcessPoolExecutor(
+    :func:`threads_per_run` torch threads; a task that raises fails with a :class:`WorkerError` naming the
+    worker's exception."""
+    return _ReportingPool(
         jobs,
         mp_context=get_context("spawn"),
         initializer=torch.set_num_threads,
