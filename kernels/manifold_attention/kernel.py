@@ -392,10 +392,7 @@ def _fwd_tiles(
         vt = _load_tile(v_ptr, offs_m, mask_m, DV, BLOCK_DV, MASKED)  # [BLOCK_M, BLOCK_DV]
         acc = _dot(p, vt, acc * alpha[:, None], INTERPRET, dot_dtype)
         if MIDPOINT:
-            if MASKED:
-                cj = tl.load(c_ptr + offs_m, mask=mask_m, other=0.0)
-            else:
-                cj = tl.load(c_ptr + offs_m)
+            cj = tl.load(c_ptr + offs_m, mask=mask_m, other=0.0) if MASKED else tl.load(c_ptr + offs_m)
             dacc = dacc * alpha + tl.sum(p * cj[None, :], axis=1)
     return acc, dacc, m_i, l_i
 
