@@ -35,6 +35,6 @@ def test_the_forward_spends_three_mufu_operations_per_score(run_script: Callable
     (row,) = [line for line in out.splitlines() if line.startswith("| forward")]
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "128x64, 8 warps, 2 st." and cells[3] == "EX2 1.1 LG2 1 SQRT 1" and cells[6] == "1x"
-    instructions, per_thread, per_score = int(cells[4]), int(cells[5]), float(cells[7])
-    assert per_thread == 32 and per_score == pytest.approx(instructions / per_thread, abs=0.05)
+    instructions, per_thread = int(cells[4]), int(cells[5])
+    assert per_thread == 32 and cells[7] == f"{instructions / per_thread:.1f}"  # the report's one decimal
     assert re.search(r"sm_90, bfloat16, D = 64", out)
