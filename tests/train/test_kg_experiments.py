@@ -124,3 +124,41 @@ def test_dropped_test_triples_counts_unseen_entities() -> None:
     assert dataset.testing.num_triples == 2924
     assert dropped_test_triples(data, dataset) == 210
     assert dropped_test_triples({**data, "root": None}, dataset) is None
+
+
+def test_negative_sampler_is_refused_by_the_1n_loops() -> None:
+    with pytest.raises(ValueError, match=r"negative_sampler.*training_loop=slcwa.*'fastlcwa'"):
+        KGPipeline(training_loop="fastlcwa", negative_sampler="basic")
+    with pytest.raises(ValueError, match="negative_sampler_kwargs"):
+        KGPipeline(training_loop="lcwa", negative_sampler_kwargs={"num_negs_per_pos": 50})
+
+
+@needs_data
+@pytest.mark.filterwarnings("ignore:'pin_memory' argument is set as true:UserWarning")
+@pytest.mark.filterwarnings(
+    "ignore:Training instances are always shuffled:DeprecationWarning"
+)  # PyKEEN's sLCWA
+def test_sampled_protocol_trains_with_its_negatives_and_optimiser(
+    compose_train: Compose, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """experiment=kg/fb15k237_roth_kgemb reaches PyKEEN as sLCWA with 50 negatives per triple, the softplus
+    loss and Adagrad at 0.05, and trains an epoch on a tiny slice."""
+    import pykeen.pipeline
+
+    seen: dict[str, object] = {}
+    real = pykeen.pipeline.pipeline
+
+    def spy(**kwargs: object) -> object:
+        seen.update(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(pykeen.pipeline, "pipeline", spy)
+    tiny_run = [o for o in TINY_KG if not o.startswith("model.interaction_kwargs")]
+    result = train(compose_train("experiment=kg/fb15k237_roth_kgemb", *tiny_run), run_dir=tmp_path / "r")
+    assert result.step == 1
+    assert (seen["training_loop"], seen["loss"], seen["negative_sampler"]) == ("slcwa", "softplus", "basic")
+    assert seen["negative_sampler_kwargs"] == {"num_negs_per_pos": 50}
+    assert "label_smoothing" not in seen["training_kwargs"]  # type: ignore[operator]
+    assert seen["optimizer"].__name__ == "Adagrad" and seen["optimizer_kwargs"] == {"lr": 0.05}  # type: ignore[attr-defined]
+    info = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert 0.0 < info["test"]["mrr"] <= 1.0

@@ -12,7 +12,8 @@ early stopping and filtered rank-based evaluation are PyKEEN's:
   ``tiny: true`` takes a small slice for smoke runs;
 - ``optimizer``: a ``_target_`` optimizer config (``configs/optimizer/``), given to PyKEEN as class and kwargs
   (``optimizer=riemannian_adam`` for ``model.entity_storage=manifold``);
-- ``runner`` (``configs/runner/kg_pipeline.yaml``): the loop settings of :class:`KGPipeline` (the ``trainer``
+- ``runner`` (``configs/runner/kg_pipeline.yaml``: 1-N training; ``kg_sampled.yaml``: sampled negatives, the
+  protocol of Chami et al. 2020's released scripts): the loop settings of :class:`KGPipeline` (the ``trainer``
   node, geoattn's loop settings, is not used by KG jobs).
 
 The run folder gets ``config.yaml``, ``run.json`` (git SHA, versions, seed; at the end the filtered validation
@@ -122,6 +123,10 @@ class KGPipeline:
         label_smoothing: label smoothing of the 1-N loops. Default ``0.1``.
         loss: PyKEEN loss name. Default ``"crossentropy"``.
         loss_kwargs: its keyword arguments. Default ``None``.
+        negative_sampler: PyKEEN negative sampler name (``"basic"``: corrupt the head or the tail uniformly);
+            ``training_loop="slcwa"`` only. ``None``: PyKEEN's default (``"basic"``). Default ``None``.
+        negative_sampler_kwargs: its keyword arguments, e.g. ``{num_negs_per_pos: 50}``; ``"slcwa"`` only.
+            Default ``None``.
         create_inverse_triples: train with inverse relations (head prediction = tail prediction of the inverse).
             Default ``True``.
         stopper: ``None`` or ``"early"`` (PyKEEN's early stopping on the validation split). Default ``None``.
@@ -142,6 +147,8 @@ class KGPipeline:
         label_smoothing: float = 0.1,
         loss: str = "crossentropy",
         loss_kwargs: Mapping[str, Any] | None = None,
+        negative_sampler: str | None = None,
+        negative_sampler_kwargs: Mapping[str, Any] | None = None,
         create_inverse_triples: bool = True,
         stopper: str | None = None,
         stopper_kwargs: Mapping[str, Any] | None = None,
@@ -156,12 +163,19 @@ class KGPipeline:
                 raise ValueError(f"runner.{arg} must be a positive int, got {value!r}")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"runner.label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        if training_loop != "slcwa" and (negative_sampler is not None or negative_sampler_kwargs):
+            raise ValueError(
+                "runner.negative_sampler and runner.negative_sampler_kwargs are for training_loop=slcwa (training "
+                f"with sampled negatives); training_loop={training_loop!r} scores every entity"
+            )
         self.training_loop = training_loop
         self.num_epochs = num_epochs
         self.batch_size = batch_size
         self.label_smoothing = float(label_smoothing)
         self.loss = loss
         self.loss_kwargs = dict(loss_kwargs or {})
+        self.negative_sampler = negative_sampler
+        self.negative_sampler_kwargs = dict(negative_sampler_kwargs or {})
         self.create_inverse_triples = create_inverse_triples
         self.stopper = stopper
         self.stopper_kwargs = dict(stopper_kwargs or {})
@@ -199,7 +213,12 @@ class KGPipeline:
             checkpoint_name=CHECKPOINT_NAME,
             checkpoint_frequency=self.checkpoint_frequency,
         )
-        if self.training_loop != "slcwa":
+        sampling: dict[str, Any] = {}
+        if self.training_loop == "slcwa":
+            sampling = dict(
+                negative_sampler=self.negative_sampler, negative_sampler_kwargs=self.negative_sampler_kwargs
+            )
+        else:
             training_kwargs["label_smoothing"] = self.label_smoothing
         stopper_kwargs = dict(self.stopper_kwargs)
         if self.stopper == "early":  # keep the best-epoch weights in the run folder, not in ~/.data/pykeen
@@ -217,6 +236,7 @@ class KGPipeline:
             loss_kwargs=self.loss_kwargs,
             training_loop=self.training_loop,
             training_kwargs=training_kwargs,
+            **sampling,
             stopper=self.stopper,
             stopper_kwargs=stopper_kwargs,
             evaluator=RankBasedEvaluator,
