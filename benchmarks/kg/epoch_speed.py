@@ -15,7 +15,9 @@ loop follows (``triton.testing.do_bench``): one training step (scores and loss, 
 matrix-product scorer of PyKEEN's L2 MuRE/TransE/RotatE and without it (the model's broadcast ``score_t``), the
 loss alone on a materialised ``[batch, num_entities]`` score matrix, which bounds what fusing the loss into the
 scoring kernel could save, and the same step with that fused loss (``fused_loss=True``: a Triton log-sum-exp over
-distance tiles, no score matrix; for those models with the cross-entropy loss, ``n/a`` otherwise).
+distance tiles, no score matrix; for those models with the cross-entropy loss, ``n/a`` otherwise), and for CAT the
+step with its encoder compiled by each ``torch.compile`` backend of ``--cat-compile`` (a backend that fails is
+reported in its cell).
 
 Every record is appended to ``<out-dir>/kg_epoch_speed_runs.jsonl`` as it finishes; a rerun with the same
 configuration skips what is there, so a run cut short, or split over calls (``--datasets wn18rr`` then
@@ -30,6 +32,11 @@ Only the per-batch breakdown (fused vs unfused step; about a minute on one H200 
 
     python benchmarks/kg/epoch_speed.py --device cuda --data-root .data/kg --out-dir /tmp/kg_fused \\
         --breakdown-only
+
+CAT's encoder compiled by inductor and replayed as CUDA graphs (``cudagraphs``: no inductor code generation)::
+
+    python benchmarks/kg/epoch_speed.py --device cuda --data-root .data/kg --out-dir /tmp/kg_cat \
+        --breakdown-only --models CAT --cat-compile inductor,cudagraphs
 
 Smoke test (any machine; a tiny WN18RR slice on the CPU, seconds; numbers are meaningless)::
 
@@ -103,6 +110,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--smoke", action="store_true", help="tiny WN18RR slice, d=8, 1 and 3 epochs, CPU")
     parser.add_argument(
+        "--cat-compile",
+        default="inductor",
+        help="comma-separated torch.compile backends of CAT's encoder in the per-batch breakdown, one step "
+        "time each (e.g. inductor,cudagraphs; --smoke: aot_eager) (default %(default)s)",
+    )
+    parser.add_argument(
         "--breakdown-only",
         action="store_true",
         help="run only the per-batch breakdown (no training runs); records and report as usual",
@@ -112,11 +125,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if not set(args.datasets) <= set(DATASETS):
         parser.error(f"--datasets: accepted {DATASETS}, got {args.datasets}")
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    args.cat_compile = [b.strip() for b in args.cat_compile.split(",") if b.strip()]
     for name in ("dim", "epochs", "pykeen_epochs", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.smoke:
-        args.datasets, args.device = ["wn18rr"], "cpu"
+    if args.smoke:  # aot_eager traces without generating code: inductor needs a minute on a CPU
+        args.datasets, args.device, args.cat_compile = ["wn18rr"], "cpu", ["aot_eager"]
         args.dim, args.epochs, args.pykeen_epochs, args.batch_size = 8, 3, 1, 64
     return args
 
@@ -195,12 +209,10 @@ def batch_breakdown(args: argparse.Namespace, dataset: Dataset, model: str) -> d
     generic = _loop_on(instance, dataset, args.batch_size, fast=False)
     fusable = tail_distance_decomposition(instance) is not None and type(instance.loss) is CrossEntropyLoss
     fused = _loop_on(instance, dataset, args.batch_size, fast=True, fused=True) if fusable else None
-    compiled = None
+    compiled: dict[str, float | str] = {}
     if model == "CAT":
-        # the same model and seed with its encoder through torch.compile, compiled in the timing's warm-up
-        # (--smoke traces without generating code: inductor needs a minute on a CPU)
-        twin = make(interaction_kwargs=dict(compile_encoder="aot_eager" if args.smoke else True))
-        compiled = _loop_on(twin, dataset, args.batch_size, fast=True)
+        for backend in args.cat_compile:
+            compiled[backend] = _compiled_step_ms(make, dataset, args, ids, backend)
     return {
         "epochs": 0,
         "rows": len(ids),
@@ -211,8 +223,25 @@ def batch_breakdown(args: argparse.Namespace, dataset: Dataset, model: str) -> d
         if supports_sparse_lcwa(instance.loss)
         else None,
         "fused_ms": _step_ms(fused, ids, args.label_smoothing) if fused is not None else None,
-        "compiled_ms": _step_ms(compiled, ids, args.label_smoothing) if compiled is not None else None,
+        "compiled_ms_by_backend": compiled or None,
     }
+
+
+def _compiled_step_ms(
+    make: Any, dataset: Dataset, args: argparse.Namespace, ids: torch.Tensor, backend: str
+) -> float | str:
+    """ms of the step of the same CAT model and seed with its encoder through ``torch.compile(backend=...)``,
+    compiled in the timing's warm-up; or why compiling or running it failed (a result, not a crash: inductor
+    failed on the three-branch encoder in some runs)."""
+    try:
+        twin = make(interaction_kwargs=dict(compile_encoder=backend))
+        loop = _loop_on(twin, dataset, args.batch_size, fast=True)
+        return _step_ms(loop, ids, args.label_smoothing)
+    except Exception as exc:  # recorded in the report cell
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"failed: {type(exc).__name__}: {first_line[:120]}"
+    finally:
+        torch._dynamo.reset()  # each backend compiles afresh
 
 
 def run_one(args: argparse.Namespace, dataset: Dataset, model: str, loop: str, epochs: int) -> dict[str, Any]:
@@ -310,7 +339,11 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
         if batch:
             step, generic, loss = batch["step_ms"], batch["generic_ms"], batch["loss_ms"]
             fused = batch.get("fused_ms")  # absent in records written before the fused loss existed
-            compiled = batch.get("compiled_ms")  # likewise, before CAT's compile_encoder
+            compiled = batch.get("compiled_ms_by_backend")  # likewise, before the per-backend column
+            if (
+                compiled is None and batch.get("compiled_ms") is not None
+            ):  # records of the inductor-only column
+                compiled = {"inductor": batch["compiled_ms"]}
             batch_rows.append(
                 [
                     dataset,
@@ -321,7 +354,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
                     _fmt(loss, ".2f"),
                     "-" if loss is None else f"{loss / step:.0%}",
                     "n/a" if fused is None else f"{fused:.2f} ({step / fused:.2f}x)",
-                    "n/a" if compiled is None else f"{compiled:.2f} ({step / compiled:.2f}x)",
+                    "n/a" if not compiled else _compiled_cell(compiled, step),
                 ]
             )
     note = (
@@ -338,7 +371,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
             "the loss alone on a materialised score matrix: the most a loss fused into the scoring kernel "
             "could save, and the step with that fused loss (`fused_loss=True`; in brackets the speed-up over "
             "the step; n/a: no distance decomposition or not the cross-entropy loss), and for CAT the step with "
-            "its encoder through `torch.compile` (`compile_encoder=True`)."
+            "its encoder through `torch.compile` with each backend of `--cat-compile` (`compile_encoder=<backend>`)."
         )
         headers = [
             "dataset",
@@ -352,6 +385,14 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
             markdown_table([*headers, "loss share", "fused step ms", "compiled encoder ms"], batch_rows)
         )
     return "\n\n".join(parts)
+
+
+def _compiled_cell(compiled: dict[str, float | str], step: float) -> str:
+    """``backend ms (speed-up over the eager step)`` per backend, or the failure recorded for it."""
+    return "; ".join(
+        f"{backend} {ms}" if isinstance(ms, str) else f"{backend} {ms:.2f} ({step / ms:.2f}x)"
+        for backend, ms in compiled.items()
+    )
 
 
 def measure(
