@@ -35,7 +35,7 @@ Only the per-batch breakdown (fused vs unfused step; about a minute on one H200 
 
 CAT's encoder compiled by inductor and replayed as CUDA graphs (``cudagraphs``: no inductor code generation)::
 
-    python benchmarks/kg/epoch_speed.py --device cuda --data-root .data/kg --out-dir /tmp/kg_cat \
+    python benchmarks/kg/epoch_speed.py --device cuda --data-root .data/kg --out-dir /tmp/kg_cat \\
         --breakdown-only --models CAT --cat-compile inductor,cudagraphs
 
 Smoke test (any machine; a tiny WN18RR slice on the CPU, seconds; numbers are meaningless)::
@@ -137,6 +137,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("dim", "epochs", "pykeen_epochs", "batch_size", "lr", "loss", "label_smoothing", "seed", "smoke")
+    keys += ("cat_compile",)  # CAT's breakdown record holds one step time per backend
     return {k: getattr(args, k) for k in keys}
 
 
@@ -340,9 +341,8 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
             step, generic, loss = batch["step_ms"], batch["generic_ms"], batch["loss_ms"]
             fused = batch.get("fused_ms")  # absent in records written before the fused loss existed
             compiled = batch.get("compiled_ms_by_backend")  # likewise, before the per-backend column
-            if (
-                compiled is None and batch.get("compiled_ms") is not None
-            ):  # records of the inductor-only column
+            # records written before it have one inductor-only "compiled_ms"
+            if compiled is None and batch.get("compiled_ms") is not None:
                 compiled = {"inductor": batch["compiled_ms"]}
             batch_rows.append(
                 [
