@@ -172,9 +172,9 @@ def cat_attention(
         alpha: ``[B, N, G]`` routing weights.
         key_padding_mask: ``[B, M]`` bool, ``True`` = padding. Default ``None``.
         causal: mask keys ``j > i``. Default ``False``.
-        one_pass: allow the one-pass kernel (below). Default ``False``: on an H200 it measured slower than
-            the one fused call over ``3H`` heads (bf16, B=4, H=16, D=64: 20.6 vs 16.3 ms at N=4096, 4.5 vs
-            2.6 ms at N=1024; ``benchmarks/manifold_attention.py``, benchmarks/RESULTS.md).
+        one_pass: allow the one-pass kernel (below). Default ``False``: on an H200 it measured no faster
+            than the one fused call over ``3H`` heads (bf16, B=4, H=16, D=64: 3.5 vs 3.7 ms at N=1024, 23.5
+            vs 10.3 ms at N=4096; ``benchmarks/manifold_attention.py``, benchmarks/RESULTS.md).
         backend: as :func:`manifold_attention`. Default ``"auto"``.
 
     Returns:
