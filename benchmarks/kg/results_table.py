@@ -33,7 +33,7 @@ once, then every seed's run with its selected rate. Runs finish in any order; th
 on it.
 
 GPU (what has run so far, with its commands, is in ``benchmarks/RESULTS.md``: the shallow rows' tuning on both
-datasets and the CAT rows' on WN18RR). The shallow rows, then the CAT rows — at 50 epochs so that a dozen runs
+datasets, and on WN18RR the CAT rows' tuning and their three seeds). The shallow rows, then the CAT rows — at 50 epochs so that a dozen runs
 sharing one H200 finish within a 10-minute window (the comparison between CAT and its ablations is at equal
 budget; against the shallow rows, CAT has half their epochs). CAT's encoder is launch-bound eagerly, and
 ``torch.compile`` makes its training step 2.1x faster on an H200 (``benchmarks/kg/epoch_speed.py
