@@ -8,7 +8,9 @@ stopping on validation MRR, filtered rank-based evaluation (PyKEEN's realistic r
 prediction) on the test split; validation metrics are recorded next to them for model selection.
 
 Reported per dataset and model: filtered MRR and Hits@1/3/10 on test (mean +- sample std over the seeds), the
-validation MRR, the training time, the parameter count, the epochs trained and the seeds. PyKEEN indexes entities
+validation MRR, the training time, the parameter count, the epochs trained, the epoch of the early stopper's best
+validation result (``*``: it stopped training there and PyKEEN restored that epoch's weights; otherwise the model
+is the last epoch's) and the seeds. PyKEEN indexes entities
 from the training split and drops valid/test triples with an entity unseen in training; the table states how many
 test triples that removed (published tables such as Chami et al. 2020 keep and rank them, so their MRR is on
 slightly different test sets).
@@ -227,6 +229,7 @@ def run_one(
         **head,
         **{key: info[key] for key in ("validation", "test", "train_seconds", "num_parameters", "num_epochs")},
         "dropped_test_triples": info["dropped_test_triples"],
+        "early_stopping": info.get("early_stopping"),
         "git_sha": info["git_sha"],
         "device": info["device"],
     }
@@ -236,6 +239,16 @@ def _mean_std(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f}"
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def _best_epoch(run: dict[str, Any]) -> str:
+    """The epoch of the early stopper's best validation result; ``*`` when it stopped training there (the reported
+    model is that epoch's, else the last epoch's); ``-`` where the run has no curve (no evaluation yet, or logged
+    before curves were recorded)."""
+    curve = run.get("early_stopping") or {}
+    if curve.get("best_epoch") is None:
+        return "-"
+    return f"{curve['best_epoch']}{'*' if curve.get('stopped') else ''}"
 
 
 def table(
@@ -257,6 +270,7 @@ def table(
         "train s",
         "params",
         "epochs",
+        "best val epoch",
         "seeds",
     ]
     parts = []
@@ -277,6 +291,7 @@ def table(
                     f"{statistics.mean(r['train_seconds'] for r in mine):.0f}",
                     f"{mine[0]['num_parameters']:,}",
                     "/".join(str(r["num_epochs"]) for r in mine),
+                    "/".join(_best_epoch(r) for r in mine),
                     ",".join(str(r["seed"]) for r in mine),
                 ]
             )

@@ -3,6 +3,7 @@ once its config changed), tabled."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -109,3 +110,29 @@ def test_a_failing_run_does_not_lose_the_runs_beside_it(tmp_path: Path) -> None:
     )  # the worker's traceback first
     (run,) = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert run["experiment"] == "fb15k237_cat_hyperbolic" and 0.0 < run["test"]["mrr"] <= 1.0
+
+
+def test_the_table_gives_each_seeds_best_validation_epoch() -> None:
+    """``best val epoch``: the early stopper's best epoch per seed, ``*`` where it stopped training there (so the
+    reported model is that epoch's), ``-`` for a run without a curve (logged before curves were recorded)."""
+    spec = importlib.util.spec_from_file_location(
+        "kg_results_table", ROOT / "benchmarks" / "kg" / "results_table.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    metrics = {"mrr": 0.4, "hits_at_1": 0.3, "hits_at_3": 0.45, "hits_at_10": 0.5}
+    run = {"experiment": "wn18rr_cat", "test": metrics, "validation": metrics, "train_seconds": 1.0,
+           "num_parameters": 10, "num_epochs": 50, "dropped_test_triples": 210}  # fmt: skip
+    runs = [
+        {**run, "seed": 0, "early_stopping": {"best_epoch": 50, "stopped": False}},
+        {**run, "seed": 1, "early_stopping": {"best_epoch": 30, "stopped": True}},
+        {**run, "seed": 2},
+    ]
+    text = module.table(runs, ["wn18rr"], ["cat"])
+    header, row = (
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith(("| model ", "| CAT "))
+    )
+    assert dict(zip(header, row, strict=True))["best val epoch"] == "50/30*/-"

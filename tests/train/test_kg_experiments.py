@@ -162,3 +162,40 @@ def test_sampled_protocol_trains_with_its_negatives_and_optimiser(
     assert seen["optimizer"].__name__ == "Adagrad" and seen["optimizer_kwargs"] == {"lr": 0.05}  # type: ignore[attr-defined]
     info = json.loads((tmp_path / "r" / "run.json").read_text())
     assert 0.0 < info["test"]["mrr"] <= 1.0
+
+
+@needs_data
+@pytest.mark.filterwarnings("ignore:'pin_memory' argument is set as true:UserWarning")
+def test_run_records_the_early_stopping_curve_across_a_resume(compose_train: Compose, tmp_path: Path) -> None:
+    """With an evaluation every epoch, run.json holds the stopper's validation curve; a resumed run continues the
+    curve from the checkpoint (epochs counted from the start) instead of starting a new one."""
+    tiny_run = [o for o in TINY_KG if not o.startswith("model.interaction_kwargs")]
+    every_epoch = ["runner.stopper_kwargs.frequency=1", "runner.stopper_kwargs.patience=5"]
+    train(compose_train("experiment=kg/fb15k237_mure", *tiny_run, *every_epoch), run_dir=tmp_path / "a")
+    first = json.loads((tmp_path / "a" / "run.json").read_text())["early_stopping"]
+    assert first["metric"] == "inverse_harmonic_mean_rank" and first["frequency"] == 1
+    assert first["epochs"] == [1] and len(first["values"]) == 1 and 0.0 < first["values"][0] <= 1.0
+    assert first["best_epoch"] == 1 and first["stopped"] is False
+
+    train(
+        compose_train(
+            "experiment=kg/fb15k237_mure",
+            *tiny_run,
+            *every_epoch,
+            "runner.num_epochs=3",
+            f"resume={tmp_path / 'a'}",
+        ),
+        run_dir=tmp_path / "b",
+    )
+    resumed = json.loads((tmp_path / "b" / "run.json").read_text())["early_stopping"]
+    assert resumed["epochs"] == [1, 2, 3] and resumed["values"][0] == pytest.approx(first["values"][0])
+    assert resumed["best_epoch"] in resumed["epochs"] and resumed["stopped"] is False
+
+
+def test_early_stopping_record_is_none_without_an_early_stopper() -> None:
+    from pykeen.stoppers import NopStopper
+
+    from geoattn.train.tasks.kg import early_stopping_record
+
+    assert early_stopping_record(None) is None
+    assert early_stopping_record(NopStopper()) is None

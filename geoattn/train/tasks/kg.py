@@ -18,7 +18,9 @@ early stopping and filtered rank-based evaluation are PyKEEN's:
 
 The run folder gets ``config.yaml``, ``run.json`` (git SHA, versions, seed; at the end the filtered validation
 and test metrics, training time, parameter count and the number of test triples dropped for entities unseen in
-training), ``metrics.jsonl`` (the loss per epoch) and PyKEEN's checkpoint ``checkpoints/pykeen.pt``. Resuming:
+training; with early stopping also the validation curve it saw and whether it stopped — PyKEEN reports the
+best epoch's weights when it stops, the last epoch's otherwise), ``metrics.jsonl`` (the loss per epoch) and
+PyKEEN's checkpoint ``checkpoints/pykeen.pt``. Resuming:
 ``resume=<earlier run folder>`` continues from that folder's checkpoint (PyKEEN restores model, optimiser,
 stopper and RNG state). PyKEEN writes and reads its checkpoints itself with ``torch.load(weights_only=False)``:
 they are trusted local files of your own runs, never files from elsewhere.
@@ -110,6 +112,28 @@ class KGResult:
     num_epochs: int
     losses: list[float]
     dropped_test_triples: int | None
+    early_stopping: dict[str, Any] | None = None
+
+
+def early_stopping_record(stopper: Any) -> dict[str, Any] | None:
+    """What PyKEEN's early stopper saw: its validation ``metric`` at every evaluation (``epochs``: every
+    ``frequency``-th, from the start of the run also when it was resumed; ``values``), its ``best_epoch`` and
+    whether it ``stopped`` training. When it stopped, PyKEEN restored the best epoch's weights, so the reported
+    model is that epoch's; when training ran its epochs out, the reported model is the last epoch's, whatever the
+    curve. ``None`` without an early stopper."""
+    from pykeen.stoppers import EarlyStopper
+
+    if not isinstance(stopper, EarlyStopper):
+        return None
+    values = [float(v) for v in stopper.results]
+    return {
+        "metric": stopper.metric,
+        "frequency": stopper.frequency,
+        "epochs": [stopper.frequency * (i + 1) for i in range(len(values))],
+        "values": values,
+        "best_epoch": stopper.best_epoch,
+        "stopped": bool(stopper.stopped),
+    }
 
 
 class KGPipeline:
@@ -264,6 +288,7 @@ class KGPipeline:
             num_epochs=len(result.losses),
             losses=[float(loss) for loss in result.losses],
             dropped_test_triples=dropped_test_triples(data, dataset),
+            early_stopping=early_stopping_record(result.stopper),
         )
 
     def __call__(self, config: Mapping[str, Any], *, run_dir: str | os.PathLike[str]) -> TrainResult:
