@@ -17,7 +17,9 @@ loss alone on a materialised ``[batch, num_entities]`` score matrix, which bound
 scoring kernel could save, and the same step with that fused loss (``fused_loss=True``: a Triton log-sum-exp over
 distance tiles, no score matrix; for those models with the cross-entropy loss, ``n/a`` otherwise), and for CAT the
 step with its encoder compiled by each ``torch.compile`` backend of ``--cat-compile`` (a backend that fails is
-reported in its cell).
+reported in its cell) and the eager step without attention-weight dropout (``attention_kwargs={"dropout": 0}``:
+with dropout the attention over the 3 tokens runs through the torch reference, op by op; without it through the
+fused kernels — a different model, timed to decide whether one is worth training).
 
 Every record is appended to ``<out-dir>/kg_epoch_speed_runs.jsonl`` as it finishes; a rerun with the same
 configuration skips what is there, so a run cut short, or split over calls (``--datasets wn18rr`` then
@@ -211,9 +213,13 @@ def batch_breakdown(args: argparse.Namespace, dataset: Dataset, model: str) -> d
     fusable = tail_distance_decomposition(instance) is not None and type(instance.loss) is CrossEntropyLoss
     fused = _loop_on(instance, dataset, args.batch_size, fast=True, fused=True) if fusable else None
     compiled: dict[str, float | str] = {}
+    without_attention_dropout: float | str | None = None
     if model == "CAT":
         for backend in args.cat_compile:
-            compiled[backend] = _compiled_step_ms(make, dataset, args, ids, backend)
+            compiled[backend] = _variant_step_ms(make, dataset, args, ids, compile_encoder=backend)
+        without_attention_dropout = _variant_step_ms(
+            make, dataset, args, ids, attention_kwargs={"dropout": 0.0}
+        )
     return {
         "epochs": 0,
         "rows": len(ids),
@@ -225,17 +231,18 @@ def batch_breakdown(args: argparse.Namespace, dataset: Dataset, model: str) -> d
         else None,
         "fused_ms": _step_ms(fused, ids, args.label_smoothing) if fused is not None else None,
         "compiled_ms_by_backend": compiled or None,
+        "no_attention_dropout_ms": without_attention_dropout,
     }
 
 
-def _compiled_step_ms(
-    make: Any, dataset: Dataset, args: argparse.Namespace, ids: torch.Tensor, backend: str
+def _variant_step_ms(
+    make: Any, dataset: Dataset, args: argparse.Namespace, ids: torch.Tensor, **interaction_kwargs: Any
 ) -> float | str:
-    """ms of the step of the same CAT model and seed with its encoder through ``torch.compile(backend=...)``,
-    compiled in the timing's warm-up; or why compiling or running it failed (a result, not a crash: inductor
-    failed on the three-branch encoder in some runs)."""
+    """ms of the step of the same CAT model and seed built with ``interaction_kwargs`` (e.g. ``compile_encoder=
+    "inductor"``: compiled in the timing's warm-up); or why building, compiling or running it failed (a result,
+    not a crash: inductor failed on the three-branch encoder in some runs)."""
     try:
-        twin = make(interaction_kwargs=dict(compile_encoder=backend))
+        twin = make(interaction_kwargs=interaction_kwargs)
         loop = _loop_on(twin, dataset, args.batch_size, fast=True)
         return _step_ms(loop, ids, args.label_smoothing)
     except Exception as exc:  # recorded in the report cell
@@ -355,6 +362,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
                     "-" if loss is None else f"{loss / step:.0%}",
                     "n/a" if fused is None else f"{fused:.2f} ({step / fused:.2f}x)",
                     "n/a" if not compiled else _compiled_cell(compiled, step),
+                    _variant_cell(batch.get("no_attention_dropout_ms"), step),  # absent in older records
                 ]
             )
     note = (
@@ -371,7 +379,8 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
             "the loss alone on a materialised score matrix: the most a loss fused into the scoring kernel "
             "could save, and the step with that fused loss (`fused_loss=True`; in brackets the speed-up over "
             "the step; n/a: no distance decomposition or not the cross-entropy loss), and for CAT the step with "
-            "its encoder through `torch.compile` with each backend of `--cat-compile` (`compile_encoder=<backend>`)."
+            "its encoder through `torch.compile` with each backend of `--cat-compile` (`compile_encoder=<backend>`) "
+            "and the eager step without attention-weight dropout (its attention through the fused kernels)."
         )
         headers = [
             "dataset",
@@ -382,17 +391,24 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
             "loss-only ms",
         ]
         parts.append(
-            markdown_table([*headers, "loss share", "fused step ms", "compiled encoder ms"], batch_rows)
+            markdown_table(
+                [*headers, "loss share", "fused step ms", "compiled encoder ms", "no attention dropout ms"],
+                batch_rows,
+            )
         )
     return "\n\n".join(parts)
 
 
+def _variant_cell(ms: float | str | None, step: float) -> str:
+    """``ms (speed-up over the eager step)``, the failure recorded instead, or ``n/a`` (not timed)."""
+    if ms is None:
+        return "n/a"
+    return ms if isinstance(ms, str) else f"{ms:.2f} ({step / ms:.2f}x)"
+
+
 def _compiled_cell(compiled: dict[str, float | str], step: float) -> str:
-    """``backend ms (speed-up over the eager step)`` per backend, or the failure recorded for it."""
-    return "; ".join(
-        f"{backend} {ms}" if isinstance(ms, str) else f"{backend} {ms:.2f} ({step / ms:.2f}x)"
-        for backend, ms in compiled.items()
-    )
+    """``backend <variant cell>`` per backend."""
+    return "; ".join(f"{backend} {_variant_cell(ms, step)}" for backend, ms in compiled.items())
 
 
 def measure(

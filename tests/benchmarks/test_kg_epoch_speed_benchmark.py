@@ -72,7 +72,9 @@ def test_epoch_speed_breakdown_times_cat_with_its_compiled_encoder(tmp_path: Pat
     assert set(batch["compiled_ms_by_backend"]) == {"aot_eager"}  # --smoke traces without code generation
     assert batch["compiled_ms_by_backend"]["aot_eager"] > 0
     assert batch["fused_ms"] is None  # CAT has no Euclidean distance decomposition
-    assert "compiled encoder ms" in (tmp_path / "kg_epoch_speed.md").read_text()
+    assert batch["no_attention_dropout_ms"] > 0  # the same model with its attention through the fused path
+    report = (tmp_path / "kg_epoch_speed.md").read_text()
+    assert "compiled encoder ms" in report and "no attention dropout ms" in report
 
 
 def test_a_compile_backend_that_fails_is_a_reported_cell_not_a_crash() -> None:
@@ -81,7 +83,7 @@ def test_a_compile_backend_that_fails_is_a_reported_cell_not_a_crash() -> None:
     def make(**kwargs: object) -> object:
         raise RuntimeError("AssertionError in the backend\nsecond line")
 
-    failed = bench._compiled_step_ms(make, None, None, None, "inductor")
+    failed = bench._variant_step_ms(make, None, None, None, compile_encoder="inductor")
     assert failed == "failed: RuntimeError: AssertionError in the backend"
     cell = bench._compiled_cell({"inductor": failed, "cudagraphs": 5.0}, step=10.0)
     assert cell == "inductor failed: RuntimeError: AssertionError in the backend; cudagraphs 5.00 (2.00x)"

@@ -105,6 +105,35 @@ def test_geometries_select_the_attention(geometries: Any, attention: type, sign:
         assert (torch.sign(k) == sign).all()
 
 
+@pytest.mark.parametrize(("attention_dropout", "fused"), [(0.1, False), (0.0, True)])
+def test_attention_dropout_decides_the_training_path(
+    attention_dropout: float, fused: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While training, attention-weight dropout sends the attention through the general (reference) path, op by op;
+    without it the three branches run through ``cat_attention`` (the fused kernels on a GPU). In evaluation both use
+    ``cat_attention``. (``benchmarks/kg/epoch_speed.py`` times the two training steps.)"""
+    import geoattn.nn.curvature_adaptive_attention as module
+
+    calls: list[bool] = []
+    real = module.cat_attention
+
+    def spy(*args: Any, **kwargs: Any) -> torch.Tensor:
+        calls.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "cat_attention", spy)
+    interaction = CATInteraction(
+        **{**SMALL, "dropout": 0.1}, attention_kwargs={"dropout": attention_dropout}
+    ).train()
+    h, r = torch.randn(4, D), torch.randn(4, D)
+    interaction.encode(h, r)
+    assert bool(calls) is fused
+    calls.clear()
+    interaction.eval()
+    interaction.encode(h, r)
+    assert calls
+
+
 def test_repr_is_one_line_without_learned_values() -> None:
     interaction = CATInteraction(**SMALL, geometries="hyperbolic")
     before = repr(interaction)
