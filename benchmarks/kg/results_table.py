@@ -10,10 +10,9 @@ prediction) on the test split; validation metrics are recorded next to them for 
 Reported per dataset and model: filtered MRR and Hits@1/3/10 on test (mean +- sample std over the seeds), the
 validation MRR, the training time, the parameter count, the epochs trained, the epoch of the early stopper's best
 validation result (``*``: it stopped training there and PyKEEN restored that epoch's weights; otherwise the model
-is the last epoch's) and the seeds. PyKEEN indexes entities
-from the training split and drops valid/test triples with an entity unseen in training; the table states how many
-test triples that removed (published tables such as Chami et al. 2020 keep and rank them, so their MRR is on
-slightly different test sets).
+is the last epoch's) and the seeds. PyKEEN indexes entities from the training split and drops valid/test triples
+with an entity unseen in training; the table states how many test triples that removed (published tables such as
+Chami et al. 2020 keep and rank them, so their MRR is on slightly different test sets).
 
 Every finished run is appended to ``<out-dir>/runs.jsonl`` at once, with a fingerprint of its composed config
 (model, data, optimizer, runner, seed), and skipped on a restart while that fingerprint still matches: a run
@@ -35,17 +34,17 @@ once, then every seed's run with its selected rate. Runs finish in any order; th
 on it.
 
 GPU (what has run so far, with its commands, is in ``benchmarks/RESULTS.md``: the shallow rows' tuning on both
-datasets, and on WN18RR the CAT rows' tuning and their three seeds). The shallow rows, then the CAT rows — at 50 epochs so that a dozen runs
-sharing one H200 finish within a 10-minute window (the comparison between CAT and its ablations is at equal
-budget; against the shallow rows, CAT has half their epochs). CAT's encoder is launch-bound eagerly, and
-``torch.compile`` makes its training step 2.1x faster on an H200 (``benchmarks/kg/epoch_speed.py
+datasets, and on WN18RR the CAT rows' tuning and their three seeds). The shallow rows, then the CAT rows — at 50
+epochs so that six to nine runs sharing one H200 finish within a 10-minute window (the comparison between CAT and its
+ablations is at equal budget; against the shallow rows, CAT has half their epochs). CAT's encoder is launch-bound
+eagerly, and ``torch.compile`` makes its training step 2.1x faster on an H200 (``benchmarks/kg/epoch_speed.py
 --breakdown-only``): the ablations ran compiled (the ``+``: the experiments do not set ``compile_encoder``), CAT
-eagerly, because inductor failed to compile its three-branch encoder (``AssertionError`` in torch 2.11, three
-runs at once; not investigated further)::
+eagerly, because inductor failed to compile its three-branch encoder (``AssertionError`` in torch 2.11, three runs
+at once; not investigated further)::
 
     python benchmarks/kg/results_table.py --device cuda --jobs 9 --threads 1 --lrs 0.001,0.003,0.01 --models mure,rotate,roth,atth --data-root ../shared/data/kg
-    python benchmarks/kg/results_table.py --device cuda --jobs 12 --threads 1 --datasets wn18rr --lrs 0.001,0.003,0.01 --epochs 50 --models cat_euclidean,cat_hyperbolic,cat_spherical --override +model.interaction_kwargs.compile_encoder=true --data-root ../shared/data/kg
-    python benchmarks/kg/results_table.py --device cuda --jobs 3 --threads 2 --datasets wn18rr --lrs 0.001,0.003,0.01 --epochs 50 --models cat --data-root ../shared/data/kg
+    python benchmarks/kg/results_table.py --device cuda --jobs 9 --threads 1 --datasets wn18rr --lrs 0.001,0.003,0.01,0.03 --seeds 0,1,2 --epochs 50 --models cat_euclidean,cat_hyperbolic,cat_spherical --override +model.interaction_kwargs.compile_encoder=true --data-root ../shared/data/kg
+    python benchmarks/kg/results_table.py --device cuda --jobs 4 --threads 2 --datasets wn18rr --lrs 0.001,0.003,0.01,0.03 --seeds 0,1,2 --epochs 50 --models cat --data-root ../shared/data/kg
     python benchmarks/kg/results_table.py --device cuda --models cat_dot,cat_d256,roth_riemannian,atth_riemannian
     python benchmarks/kg/results_table.py --device cuda --models roth_kgemb   # the 1-N protocol vs Chami et al.'s
 
