@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from benchmarks_helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "hsa_examples.py"
@@ -16,10 +16,7 @@ DATA = ROOT.parent / "shared" / "data"
 
 @pytest.mark.skipif(not (DATA / "sst").is_dir(), reason=f"SST not found under {DATA}")
 def test_benchmark_smoke_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = importlib.util.spec_from_file_location("hsa_examples_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script(SCRIPT, "hsa_examples_benchmark")
     report = tmp_path / "report.md"
     threads = torch.get_num_threads()
     try:  # in-process (the smoke mode runs on one thread)

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import triton
+from benchmarks_helpers import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "kernel_sass.py"
-_spec = importlib.util.spec_from_file_location("kernel_sass", SCRIPT)
-assert _spec is not None and _spec.loader is not None
-kernel_sass = importlib.util.module_from_spec(_spec)
-sys.modules["kernel_sass"] = kernel_sass  # its dataclass resolves annotations through the module
-_spec.loader.exec_module(kernel_sass)
+kernel_sass = load_script(SCRIPT, "kernel_sass")
 
 
 def test_replication_is_read_from_the_exp2_count_per_owned_score() -> None:

@@ -3,12 +3,12 @@ same test MRR after the same epochs (same seed, same batches), a rerun resumes, 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from benchmarks_helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "kg" / "epoch_speed.py"
@@ -17,11 +17,7 @@ DATA = ROOT.parent / "shared" / "data" / "kg"
 
 def _load() -> ModuleType:
     # in-process (the subprocess start-up would dominate this test): load the script as a module
-    spec = importlib.util.spec_from_file_location("kg_epoch_speed", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "kg_epoch_speed")
 
 
 def test_epoch_speed_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,6 @@ once its config changed), tabled."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from benchmarks_helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "kg"
@@ -115,12 +115,7 @@ def test_a_failing_run_does_not_lose_the_runs_beside_it(tmp_path: Path) -> None:
 def test_the_table_gives_each_seeds_best_validation_epoch() -> None:
     """``best val epoch``: the early stopper's best epoch per seed, ``*`` where it stopped training there (so the
     reported model is that epoch's), ``-`` for a run without a curve (logged before curves were recorded)."""
-    spec = importlib.util.spec_from_file_location(
-        "kg_results_table", ROOT / "benchmarks" / "kg" / "results_table.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(ROOT / "benchmarks" / "kg" / "results_table.py", "kg_results_table")
     metrics = {"mrr": 0.4, "hits_at_1": 0.3, "hits_at_3": 0.45, "hits_at_10": 0.5}
     run = {"experiment": "wn18rr_cat", "test": metrics, "validation": metrics, "train_seconds": 1.0,
            "num_parameters": 10, "num_epochs": 50, "dropped_test_triples": 210}  # fmt: skip

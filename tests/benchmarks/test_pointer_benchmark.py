@@ -3,13 +3,13 @@ scored on fresh test sets and reported next to the paper's numbers; test seeds t
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from benchmarks_helpers import load_script
 
 from geoattn.train import Checkpoint, save_checkpoint
 from geoattn.train.rng import get_rng_state
@@ -81,11 +81,7 @@ def test_seeds_of_training_or_validation_are_refused() -> None:
 
 
 def test_the_recipe_names_the_schedule_and_masked_training() -> None:
-    spec = importlib.util.spec_from_file_location("pointer_evaluate", ROOT / SCRIPT)
-    assert spec is not None and spec.loader is not None
-    evaluate = importlib.util.module_from_spec(spec)
-    sys.modules["pointer_evaluate"] = evaluate  # its dataclass resolves annotations through the module
-    spec.loader.exec_module(evaluate)
+    evaluate = load_script(ROOT / SCRIPT, "pointer_evaluate")
     trainer = {"lr_schedule": "cosine", "lr_final_ratio": 0.02}
     provenance = {"optimizer": {"_target_": "torch.optim.Adam", "lr": 0.001}, "trainer": trainer}
     for masked, recipe in (

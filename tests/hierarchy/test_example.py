@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from benchmarks_helpers import BENCHMARKS, load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "hierarchical_attention.py"
 
@@ -40,12 +40,7 @@ def test_benchmark_smoke(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """benchmarks/hsa.py --smoke runs all three methods, prints its tables and writes its report."""
-    bench_dir = Path(__file__).resolve().parents[2] / "benchmarks"
-    monkeypatch.syspath_prepend(str(bench_dir))
-    spec = importlib.util.spec_from_file_location("bench_hsa", bench_dir / "hsa.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script(BENCHMARKS / "hsa.py", "bench_hsa")
     out = tmp_path / "hsa.md"
     argv = [
         "--smoke",

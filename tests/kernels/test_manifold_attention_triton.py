@@ -9,15 +9,14 @@ the 16-wide interpreter tiles); buffers the kernels must write in full are poiso
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from benchmarks_helpers import BENCHMARKS, load_script
 
 import geoattn.manifolds as gm
 from geoattn.kernels.backend import Backend
@@ -440,19 +439,9 @@ def test_triton_without_cuda_or_interpreter_raises(monkeypatch: pytest.MonkeyPat
         manifold_attention(q, k, v, curvature=-1.0, beta=1.0, gamma=0.0, backend="triton")
 
 
-def test_benchmark_smoke(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_benchmark_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """benchmarks/manifold_attention.py --smoke runs every implementation, prints and writes its table."""
-    bench_dir = Path(__file__).resolve().parents[2] / "benchmarks"
-    monkeypatch.syspath_prepend(str(bench_dir))
-    spec = importlib.util.spec_from_file_location(
-        "bench_manifold_attention", bench_dir / "manifold_attention.py"
-    )
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, bench)
-    spec.loader.exec_module(bench)
+    bench = load_script(BENCHMARKS / "manifold_attention.py", "bench_manifold_attention")
     out = tmp_path / "manifold_attention.md"
     assert bench.main(["--smoke", "--out", str(out)]) == 0
     printed = capsys.readouterr().out

@@ -8,9 +8,7 @@ same (rounded) inputs. Every buffer the kernels must write in full is poisoned w
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import pytest
 import torch
 import triton
 import triton.language as tl
+from benchmarks_helpers import BENCHMARKS, load_script
 
 from geoattn.kernels import pairwise_dist as pd_pkg
 from geoattn.kernels import triton_math
@@ -368,17 +367,9 @@ def test_invalid_arguments_are_named(kwargs: dict[str, Any], error: type[Excepti
         pairwise_dist(x, **args)
 
 
-def test_benchmark_smoke(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_benchmark_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """benchmarks/pairwise_dist.py --smoke runs (kernel, reference, geoopt), prints and writes its table."""
-    bench_dir = Path(__file__).resolve().parents[2] / "benchmarks"
-    monkeypatch.syspath_prepend(str(bench_dir))
-    spec = importlib.util.spec_from_file_location("bench_pairwise_dist", bench_dir / "pairwise_dist.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, bench)  # dataclasses look their module up there
-    spec.loader.exec_module(bench)
+    bench = load_script(BENCHMARKS / "pairwise_dist.py", "bench_pairwise_dist")
     out = tmp_path / "pairwise_dist.md"
     argv = [
         "--smoke",
