@@ -11,12 +11,13 @@ Test sets: ``--count`` instances of ``n`` uniform points drawn with seed ``--see
 :func:`geoattn.tasks.labels.labelled_dataset` (Qhull; TSP: Held-Karp up to n = 12, LKH-3 with
 ``--lkh-runs`` above), cached in ``--cache-dir``. The metrics are the paper's, computed by
 :meth:`geoattn.train.tasks.pointer.PointerTask.validation_metrics` over batches of ``--batch-size`` and
-combined exactly (instance-weighted means; hull area coverage weighted by its simple polygons; TSP gap from
-the mean lengths): convex hull accuracy, area coverage (``FAIL`` when over 1% of predictions are not simple
-polygons, as the paper writes it) and that fail rate; Delaunay accuracy and triangle coverage; TSP average
-tour length, average label length and their gap. ``eval s`` is the wall-clock of decoding and scoring (labels
-excluded). The report also gives each model's provenance: steps, training runs, recipe (optimizer, learning-rate
-schedule, whether the step mask was applied in training), training wall-clock on its device (``run.json``'s start to end, label generation included), git SHA.
+combined exactly (instance-weighted means; hull area coverage weighted by its simple polygons; TSP gap from the mean
+lengths): convex hull accuracy, area coverage (``FAIL`` when over 1% of predictions are not simple polygons, as the
+paper writes it) and that fail rate; Delaunay accuracy and triangle coverage; TSP average tour length, average label
+length and their gap. ``eval s`` is the wall-clock of decoding and scoring (labels excluded). The report also gives
+each model's provenance: steps, training runs, recipe (optimizer, learning-rate schedule, whether the step mask was
+applied in training), training wall-clock on its device (``run.json``'s start to end, label generation included),
+git SHA.
 
 The recorded run (the 2-core CPU machine; delaunay_5, 10,000 instances, greedy and 4 beams)::
 
