@@ -17,7 +17,8 @@ Chami et al. 2020 keep and rank them, so their MRR is on slightly different test
 Every finished run is appended to ``<out-dir>/runs.jsonl`` at once, with a fingerprint of its composed config
 (model, data, optimizer, runner, seed), and skipped on a restart while that fingerprint still matches: a run
 whose experiment config changed since it was logged trains again. An interrupted run continues from its PyKEEN
-checkpoint (``<out-dir>/runs/<experiment>[_lr<lr>]_seed<s>_<fingerprint>/checkpoints``). The table goes to
+checkpoint (``<out-dir>/runs/<experiment>[_lr<lr>]_seed<s>_<fingerprint>/checkpoints``; ``--checkpoint-minutes``
+sets how often it is written, e.g. ``0`` for every epoch where a time limit may cut the run). The table goes to
 stdout and to ``<out-dir>/kg_results.md``.
 
 Learning rates (``--lrs``) are selected on the validation split with the same budget for every model: one run per
@@ -147,6 +148,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="torch CPU threads per run (default: the cores shared by --jobs)",
     )
+    parser.add_argument(
+        "--checkpoint-minutes",
+        type=int,
+        default=None,
+        help="minutes between a run's PyKEEN checkpoints (0: every epoch; default: the runner's); not part of the "
+        "config fingerprint, since when a run saves does not change what it trains",
+    )
     parser.add_argument("--out-dir", default=str(REPO / "benchmarks" / "results" / "kg"))
     parser.add_argument("--smoke", action="store_true", help="tiny slices and models, 1 epoch, CPU")
     args = parser.parse_args(argv)
@@ -164,6 +172,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--datasets: unknown {unknown}; accepted: {sorted(DATASETS)}")
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
+    if args.checkpoint_minutes is not None and args.checkpoint_minutes < 0:
+        parser.error(f"--checkpoint-minutes must be >= 0, got {args.checkpoint_minutes}")
     if args.jobs < 1 or (args.threads is not None and args.threads < 1):
         parser.error(f"--jobs and --threads must be >= 1, got {args.jobs} and {args.threads}")
     return args
@@ -207,15 +217,24 @@ def config_fingerprint(overrides: list[str]) -> str:
 
 
 def run_one(
-    experiment: str, seed: int, overrides: list[str], out_dir: Path, name: str, fingerprint: str
+    experiment: str,
+    seed: int,
+    overrides: list[str],
+    out_dir: Path,
+    name: str,
+    fingerprint: str,
+    checkpoint_minutes: int | None = None,
 ) -> dict[str, Any]:
     """Train ``experiment=kg/<experiment>`` with ``overrides`` (Hydra) in ``<out_dir>/runs/<name>_<fingerprint>``,
-    return its run.json fields, or ``diverged`` (the message) where PyKEEN stopped it with a non-finite loss."""
+    return its run.json fields, or ``diverged`` (the message) where PyKEEN stopped it with a non-finite loss.
+    ``checkpoint_minutes`` (``None``: the runner's) sets how often PyKEEN checkpoints the run, outside the logged
+    overrides: a run cut by a time limit continues from its last checkpoint with the same fingerprint."""
     from pykeen.training.training_loop import NonFiniteLossError
 
     from geoattn.train import train
 
-    cfg = _compose(overrides)
+    saving = [] if checkpoint_minutes is None else [f"runner.checkpoint_frequency={checkpoint_minutes}"]
+    cfg = _compose([*overrides, *saving])
     run_dir = out_dir / "runs" / f"{name}_{fingerprint}"
     head = {"experiment": experiment, "seed": seed, "overrides": overrides, "config_sha": fingerprint}
     try:
@@ -321,24 +340,27 @@ Run = tuple[str, int, list[str], str]  # experiment, seed, overrides, name
 
 
 def _trained(
-    pending: list[tuple[Run, str]], out_dir: Path, jobs: int, threads: int | None
+    pending: list[tuple[Run, str]], out_dir: Path, args: argparse.Namespace
 ) -> Iterator[tuple[Run, dict[str, Any] | BaseException]]:
-    """Train ``pending`` runs, ``jobs`` at once in spawned processes (``threads`` torch threads each), yielding each
-    run as it finishes with its row, or with the exception it raised: a failing run does not stop the others."""
-    if jobs == 1:
-        if threads is not None:
-            torch.set_num_threads(threads)
+    """Train ``pending`` runs, ``args.jobs`` at once in spawned processes (``args.threads`` torch threads each),
+    yielding each run as it finishes with its row, or with the exception it raised: a failing run does not stop the
+    others."""
+    saving = args.checkpoint_minutes
+    if args.jobs == 1:
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
         for run, fingerprint in pending:
             outcome: dict[str, Any] | BaseException
             try:
-                outcome = run_one(*run[:3], out_dir, run[3], fingerprint)
+                outcome = run_one(*run[:3], out_dir, run[3], fingerprint, saving)
             except Exception as exc:  # reported once the other runs are done
                 outcome = exc
             yield run, outcome
         return
-    with spawn_pool(jobs, threads) as pool:
+    with spawn_pool(args.jobs, args.threads) as pool:
         futures = {
-            pool.submit(run_one, *run[:3], out_dir, run[3], fingerprint): run for run, fingerprint in pending
+            pool.submit(run_one, *run[:3], out_dir, run[3], fingerprint, saving): run
+            for run, fingerprint in pending
         }
         for future in as_completed(futures):
             error = future.exception()
@@ -392,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 if logged(run):
                     print(f"retrain {run[3]}: its config changed since it was logged", flush=True)
                 pending.append((run, key))
-        for run, row in _trained(pending, out_dir, args.jobs, args.threads):
+        for run, row in _trained(pending, out_dir, args):
             if isinstance(row, BaseException):
                 report(run, row)
                 continue

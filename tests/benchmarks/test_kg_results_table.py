@@ -31,16 +31,19 @@ def run_table(run_script: Callable[..., str]) -> Callable[..., str]:
 def test_results_table_smoke(tmp_path: Path, run_table: Callable[..., str]) -> None:
     if not (DATA / "FB15k-237").is_dir():
         pytest.skip(f"FB15k-237 not found under {DATA}")
-    run_table(tmp_path)
+    run_table(tmp_path, "--checkpoint-minutes", "7")
     (run,) = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert run["experiment"] == "fb15k237_cat_hyperbolic" and run["seed"] == 0 and run["num_epochs"] == 1
     assert 0.0 < run["test"]["mrr"] <= 1.0 and run["num_parameters"] > 0
+    # the checkpoint interval reached the runner, but neither the logged overrides nor the fingerprint
+    run_dir = tmp_path / "runs" / f"fb15k237_cat_hyperbolic_seed0_{run['config_sha']}"
+    assert "checkpoint_frequency: 7\n" in (run_dir / "config.yaml").read_text()
+    assert "runner.checkpoint_frequency=7" not in run["overrides"]
     assert "skip fb15k237_cat_hyperbolic_seed0" in run_table(tmp_path)  # the restart reuses the logged run
     report = (tmp_path / "kg_results.md").read_text()
     for text in ("### FB15k-237 (filtered, test split)", "| CAT, hyperbolic only ", "- git:", "dropped"):
         assert text in report
     # as if the experiment's yaml had changed since the run was logged: same overrides, another config
-    assert (tmp_path / "runs" / f"fb15k237_cat_hyperbolic_seed0_{run['config_sha']}").is_dir()
     log = tmp_path / "runs.jsonl"
     log.write_text(json.dumps({**run, "config_sha": "0" * 16}) + "\n")
     assert "retrain fb15k237_cat_hyperbolic_seed0: its config changed since it was logged" in run_table(
