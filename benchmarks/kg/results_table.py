@@ -8,9 +8,9 @@ stopping on validation MRR, filtered rank-based evaluation (PyKEEN's realistic r
 prediction) on the test split; validation metrics are recorded next to them for model selection.
 
 Reported per dataset and model: filtered MRR and Hits@1/3/10 on test (mean +- sample std over the seeds), the
-validation MRR, the training time, the parameter count, the epochs trained, the epoch of the early stopper's best
-validation result (``*``: it stopped training there and PyKEEN restored that epoch's weights; otherwise the model
-is the last epoch's) and the seeds. PyKEEN indexes entities from the training split and drops valid/test triples
+validation MRR, the training time, the parameter count, the epochs trained, the epoch where the early stopper's
+validation curve peaked (``*``: the stopper stopped training and PyKEEN restored its best epoch's weights; otherwise
+the model is the last epoch's) and the seeds. PyKEEN indexes entities from the training split and drops valid/test triples
 with an entity unseen in training; the table states how many test triples that removed (published tables such as
 Chami et al. 2020 keep and rank them, so their MRR is on slightly different test sets).
 
@@ -259,14 +259,19 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
-def _best_epoch(run: dict[str, Any]) -> str:
-    """The epoch of the early stopper's best validation result; ``*`` when it stopped training there (the reported
-    model is that epoch's, else the last epoch's); ``-`` where the run has no curve (no evaluation yet, or logged
-    before curves were recorded)."""
+def _peak_epoch(run: dict[str, Any]) -> str:
+    """The epoch of the highest validation result on the early stopper's curve; where the stopper stopped training,
+    its best epoch with ``*`` instead (PyKEEN restored that epoch's weights, so the reported model is that epoch's;
+    otherwise it is the last epoch's). The stopper's best epoch is not the peak in general: it counts a result as
+    better only above its ``relative_delta`` (PyKEEN's default: 1% relative). ``-`` where the run has no curve (no
+    evaluation yet, or logged before curves were recorded)."""
     curve = run.get("early_stopping") or {}
-    if curve.get("best_epoch") is None:
+    if curve.get("stopped") and curve.get("best_epoch") is not None:
+        return f"{curve['best_epoch']}*"
+    values, epochs = curve.get("values") or [], curve.get("epochs") or []
+    if not values:
         return "-"
-    return f"{curve['best_epoch']}{'*' if curve.get('stopped') else ''}"
+    return str(epochs[max(range(len(values)), key=values.__getitem__)])
 
 
 def table(
@@ -288,7 +293,7 @@ def table(
         "train s",
         "params",
         "epochs",
-        "best val epoch",
+        "peak val epoch",
         "seeds",
     ]
     parts = []
@@ -309,7 +314,7 @@ def table(
                     f"{statistics.mean(r['train_seconds'] for r in mine):.0f}",
                     f"{mine[0]['num_parameters']:,}",
                     "/".join(str(r["num_epochs"]) for r in mine),
-                    "/".join(_best_epoch(r) for r in mine),
+                    "/".join(_peak_epoch(r) for r in mine),
                     ",".join(str(r["seed"]) for r in mine),
                 ]
             )

@@ -175,7 +175,7 @@ def test_run_records_the_early_stopping_curve_across_a_resume(compose_train: Com
     first = json.loads((tmp_path / "a" / "run.json").read_text())["early_stopping"]
     assert first["metric"] == "inverse_harmonic_mean_rank" and first["frequency"] == 1
     assert first["epochs"] == [1] and len(first["values"]) == 1 and 0.0 < first["values"][0] <= 1.0
-    assert first["best_epoch"] == 1 and first["stopped"] is False
+    assert first["best_epoch"] == 1 and first["stopped"] is False and first["relative_delta"] == 0.01
 
     train(
         compose_train(

@@ -118,9 +118,10 @@ class KGResult:
 def early_stopping_record(stopper: Any) -> dict[str, Any] | None:
     """What PyKEEN's early stopper saw: its validation ``metric`` at every evaluation (``epochs``: every
     ``frequency``-th, from the start of the run also when it was resumed; ``values``), its ``best_epoch`` and
-    whether it ``stopped`` training. When it stopped, PyKEEN restored the best epoch's weights, so the reported
-    model is that epoch's; when training ran its epochs out, the reported model is the last epoch's, whatever the
-    curve. ``None`` without an early stopper."""
+    whether it ``stopped`` training. ``best_epoch`` is the last evaluation that beat the best so far by more than
+    ``relative_delta`` (PyKEEN's default: 1% relative), so it need not be the curve's peak. When it stopped, PyKEEN
+    restored the best epoch's weights, so the reported model is that epoch's; when training ran its epochs out,
+    the reported model is the last epoch's, whatever the curve. ``None`` without an early stopper."""
     from pykeen.stoppers import EarlyStopper
 
     if not isinstance(stopper, EarlyStopper):
@@ -132,6 +133,7 @@ def early_stopping_record(stopper: Any) -> dict[str, Any] | None:
         "epochs": [stopper.frequency * (i + 1) for i in range(len(values))],
         "values": values,
         "best_epoch": stopper.best_epoch,
+        "relative_delta": float(stopper.relative_delta),
         "stopped": bool(stopper.stopped),
     }
 
