@@ -124,10 +124,10 @@ class CATInteraction(Interaction[FloatTensor, FloatTensor, tuple[FloatTensor, Fl
             the encoder's forward and backward ~7,000 operator calls (torch profiler), launch-bound on a GPU
             (42.1 ms per 1,024-query WN18RR training step on an H200); compiled, that step takes 19.8 ms
             (``benchmarks/kg/epoch_speed.py --breakdown-only``). Default ``False``: compilation takes its own
-            time at the first batches, which short runs do not win back; and on an H200 with torch 2.11,
-            inductor failed (``AssertionError``, cause not found) to compile the three-branch encoder in three
-            pipeline runs at once, though it compiled for a lone timed training step and the single-geometry
-            encoders compiled and trained (``benchmarks/RESULTS.md``).
+            time at the first batches, which short runs do not win back. On an H200 with torch 2.11, inductor
+            compiled and trained the three-branch encoder in eight FB15k-237 pipeline runs (one per process),
+            but failed once (``AssertionError``, cause not found) in three WN18RR runs sharing one process pool
+            (``benchmarks/RESULTS.md``).
 
     Shapes:
         ``h`` ``(*batch, d)``; ``r`` ``(*batch, d)``; ``t`` = (embedding ``(*batch, d)``, bias ``(*batch)``);
