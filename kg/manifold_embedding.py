@@ -11,7 +11,11 @@ The hyperbolic models (:class:`~geoattn.kg.MuRP`, :class:`~geoattn.kg.RotH`, :cl
   optimiser geometry differs. Train with ``optimizer="RiemannianAdam"`` (geoopt's, registered with PyKEEN's
   optimizer resolver by ``import geoattn.kg``): its steps are Riemannian (rescaled by the metric, retracted
   onto the ball) for the entity points and plain Adam for every other parameter. A Euclidean optimiser
-  would move the points without regard to the ball and may push them out of it.
+  would move the points without regard to the ball and may push them out of it. Tune its rate separately:
+  RiemannianAdam keeps one second moment per point (the metric's inner product over the ``d`` coordinates)
+  where Adam keeps one per coordinate, so at the same rate its steps are shorter by a factor of about
+  :math:`2\sqrt{d}` near the origin (WN18RR RotH, d = 32: best rate 0.01 on the ball, 0.003 for tangent
+  vectors with Adam; ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations

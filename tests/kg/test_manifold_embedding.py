@@ -66,6 +66,28 @@ def test_riemannian_steps_stay_in_the_ball() -> None:
     assert not (euclidean.norm(dim=-1) < 1.0).all()
 
 
+@pytest.mark.parametrize("dim", [2, 32])
+def test_riemannian_adam_steps_are_2_sqrt_d_shorter_than_adams(dim: int) -> None:
+    """The module docstring's advice to tune RiemannianAdam's rate apart: one second moment per point against
+    Adam's per coordinate, so for a steady gradient ten steps near the origin move a point ``rate`` per step in
+    hyperbolic distance on the ball, and ``2 rate sqrt(d)`` as Adam steps of its tangent vector."""
+    torch.manual_seed(0)
+    ball = geoopt.Stereographic(k=-1.0)
+    tangent0, grad = 1e-4 * torch.randn(1, dim), torch.randn(1, dim)
+    origin = expmap0(tangent0, k=-1.0)
+    tangent = torch.nn.Parameter(tangent0.clone())
+    point = geoopt.ManifoldParameter(origin.clone(), manifold=ball)
+    for param, optimizer_cls in ((tangent, torch.optim.Adam), (point, geoopt.optim.RiemannianAdam)):
+        optimizer = optimizer_cls([param], lr=1e-3)
+        for _ in range(10):
+            param.grad = grad.clone()
+            optimizer.step()
+    adam_moved = ball.dist(origin, expmap0(tangent.detach(), k=-1.0)).item()
+    riemannian_moved = ball.dist(origin, point.detach()).item()
+    assert riemannian_moved == pytest.approx(10 * 1e-3, rel=1e-3)
+    assert adam_moved / riemannian_moved == pytest.approx(2 * dim**0.5, rel=1e-2)
+
+
 # pykeen's sLCWA loop warns about its own deprecated argument; no accelerator for pinned memory on CPU
 @pytest.mark.filterwarnings("ignore:Training instances are always shuffled:DeprecationWarning")
 @pytest.mark.filterwarnings("ignore:'pin_memory' argument is set as true:UserWarning")
