@@ -10,9 +10,9 @@ prediction) on the test split; validation metrics are recorded next to them for 
 Reported per dataset and model: filtered MRR and Hits@1/3/10 on test (mean +- sample std over the seeds), the
 validation MRR, the training time, the parameter count, the epochs trained, the epoch where the early stopper's
 validation curve peaked (``*``: the stopper stopped training and PyKEEN restored its best epoch's weights; otherwise
-the model is the last epoch's) and the seeds. PyKEEN indexes entities from the training split and drops valid/test triples
-with an entity unseen in training; the table states how many test triples that removed (published tables such as
-Chami et al. 2020 keep and rank them, so their MRR is on slightly different test sets).
+the model is the last epoch's) and the seeds. PyKEEN indexes entities from the training split and drops
+valid/test triples with an entity unseen in training; the table states how many test triples that removed
+(published tables such as Chami et al. 2020 keep and rank them, so their MRR is on slightly different test sets).
 
 Every finished run is appended to ``<out-dir>/runs.jsonl`` at once, with a fingerprint of its composed config
 (model, data, optimizer, runner, seed), and skipped on a restart while that fingerprint still matches: a run
@@ -350,26 +350,29 @@ Run = tuple[str, int, list[str], str]  # experiment, seed, overrides, name
 
 
 def _trained(
-    pending: list[tuple[Run, str]], out_dir: Path, args: argparse.Namespace
+    pending: list[tuple[Run, str]],
+    out_dir: Path,
+    jobs: int,
+    threads: int | None,
+    checkpoint_minutes: int | None,
 ) -> Iterator[tuple[Run, dict[str, Any] | BaseException]]:
-    """Train ``pending`` runs, ``args.jobs`` at once in spawned processes (``args.threads`` torch threads each),
-    yielding each run as it finishes with its row, or with the exception it raised: a failing run does not stop the
-    others."""
-    saving = args.checkpoint_minutes
-    if args.jobs == 1:
-        if args.threads is not None:
-            torch.set_num_threads(args.threads)
+    """Train ``pending`` runs, ``jobs`` at once in spawned processes (``threads`` torch threads each; PyKEEN
+    checkpoints every ``checkpoint_minutes``, see :func:`run_one`), yielding each run as it finishes with its row, or
+    with the exception it raised: a failing run does not stop the others."""
+    if jobs == 1:
+        if threads is not None:
+            torch.set_num_threads(threads)
         for run, fingerprint in pending:
             outcome: dict[str, Any] | BaseException
             try:
-                outcome = run_one(*run[:3], out_dir, run[3], fingerprint, saving)
+                outcome = run_one(*run[:3], out_dir, run[3], fingerprint, checkpoint_minutes)
             except Exception as exc:  # reported once the other runs are done
                 outcome = exc
             yield run, outcome
         return
-    with spawn_pool(args.jobs, args.threads) as pool:
+    with spawn_pool(jobs, threads) as pool:
         futures = {
-            pool.submit(run_one, *run[:3], out_dir, run[3], fingerprint, saving): run
+            pool.submit(run_one, *run[:3], out_dir, run[3], fingerprint, checkpoint_minutes): run
             for run, fingerprint in pending
         }
         for future in as_completed(futures):
@@ -424,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 if logged(run):
                     print(f"retrain {run[3]}: its config changed since it was logged", flush=True)
                 pending.append((run, key))
-        for run, row in _trained(pending, out_dir, args):
+        for run, row in _trained(pending, out_dir, args.jobs, args.threads, args.checkpoint_minutes):
             if isinstance(row, BaseException):
                 report(run, row)
                 continue
