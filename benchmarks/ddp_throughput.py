@@ -1,26 +1,31 @@
-"""TSP policy training throughput on 1 vs N processes (GPUs) at the same global batch: ``geoattn-train`` under
-``torchrun``, data-parallel with DDP (``geoattn.train.distributed``).
+"""Training throughput on 1 vs N processes (GPUs) at the same global batch: ``geoattn-train`` under ``torchrun``.
 
-For every global batch size ``B`` in ``--batch-sizes`` and every process count ``P`` in ``1`` and ``--nproc``,
-the script launches ``torchrun --standalone --nproc-per-node=P -m geoattn.train experiment=tsp/pomo_tsp100``
-with one curriculum stage ``{n: --n, batch_size: B}`` (each process draws ``B / P`` instances per step),
-``--warmup-steps`` untimed steps, then ``--steps`` timed ones, and reads the timing from the run's own
-``metrics.jsonl`` (rank 0's ``elapsed_s`` at the end of the warm-up and of the last step; validation and the
-checkpoint come after the last step and are not timed). Throughput is ``B * steps / seconds`` instances (POMO
-decodes ``n`` tours of each) per second; the speed-up is relative to one process at the same ``B``. The last
-columns are the training loss (mean of the timed steps, over all processes) and the validation gap after the
-last step, which at the same ``B`` and step count have seen the same number of instances (meaningful only
-with ``--steps`` in the thousands). KG training is not in the table: it runs in one process
-(``geoattn.train.tasks.kg``).
+**TSP policy** (``--batch-sizes``): data-parallel with DDP (``geoattn.train.distributed``). For every global batch
+size ``B`` and every process count ``P`` in ``1`` and ``--nproc``, the script launches ``torchrun --standalone
+--nproc-per-node=P -m geoattn.train experiment=tsp/pomo_tsp100`` with one curriculum stage ``{n: --n,
+batch_size: B}`` (each process draws ``B / P`` instances per step), ``--warmup-steps`` untimed steps, then
+``--steps`` timed ones, and reads the timing from the run's own ``metrics.jsonl`` (rank 0's ``elapsed_s`` at the
+end of the warm-up and of the last step; validation and the checkpoint come after the last step and are not
+timed). Throughput is ``B * steps / seconds`` instances (POMO decodes ``n`` tours of each) per second; the
+speed-up is relative to one process at the same ``B``. The last columns are the training loss (mean of the timed
+steps, over all processes) and the validation gap after the last step, which at the same ``B`` and step count
+have seen the same number of instances (meaningful only with ``--steps`` in the thousands).
+
+**KG** (``--kg-experiments``): PyKEEN's pipeline with geoattn's data-parallel 1-N loop
+(``geoattn.kg.distributed``): ``torchrun ... -m geoattn.train experiment=kg/<experiment>`` with the global batch
+``--kg-batch``, ``--kg-epochs`` epochs, no early stopping; the first epoch (CUDA start-up, ``torch.compile``) is
+not timed. Throughput is training pairs ``(h, r)`` per second (``pairs * (epochs - 1) / seconds``, from the
+run's ``elapsed_s`` per epoch); the test MRR after the same epochs compares what 1 and N processes learnt (they
+take the same steps on the same batches, up to floating-point summation order).
 
 The children get ``NCCL_NVLS_ENABLE=0`` (NCCL's NVLink multicast stays off; the shared GPU hosts require it)
 and ``OMP_NUM_THREADS=1`` unless it is set.
 
 Two GPUs of one host (the numbers to record)::
 
-    python benchmarks/ddp_throughput.py --nproc 2 --out benchmarks/results/ddp_throughput.md
+    python benchmarks/ddp_throughput.py --nproc 2 --kg-data-root ../shared/data/kg --out benchmarks/results/ddp_throughput.md
 
-Smoke test (any machine, gloo on CPU, a tiny policy; the times are meaningless)::
+Smoke test (any machine, gloo on CPU, a tiny policy and KG slice; the times are meaningless)::
 
     python benchmarks/ddp_throughput.py --smoke
 """
@@ -63,7 +68,7 @@ class Measurement:
         return self.batch * self.steps / self.seconds
 
 
-def _overrides(args: argparse.Namespace, batch: int, run_dir: Path) -> list[str]:
+def _overrides(args: argparse.Namespace, batch: int) -> list[str]:
     """The ``geoattn-train`` overrides of one run: one stage, timing rows at the warm-up and the end only."""
     last = args.warmup_steps + args.steps
     overrides = [
@@ -78,23 +83,25 @@ def _overrides(args: argparse.Namespace, batch: int, run_dir: Path) -> list[str]
         f"trainer.ckpt_every={last}",
         f"trainer.device={args.device}",
         "trainer.progress_bar=false",
-        f"hydra.run.dir={run_dir}",
     ]
     return overrides + (TINY_MODEL if args.smoke else [])
 
 
-def _measure(args: argparse.Namespace, batch: int, nproc: int, work: Path) -> Measurement:
-    run_dir = work / f"b{batch}_p{nproc}"
-    command = torchrun_command(nproc, ["-m", "geoattn.train", *_overrides(args, batch, run_dir)])
+def _run_job(overrides: list[str], nproc: int, run_dir: Path, what: str) -> list[dict[str, Any]]:
+    """``torchrun --nproc-per-node=nproc -m geoattn.train *overrides`` into ``run_dir``; its metrics rows."""
+    command = torchrun_command(nproc, ["-m", "geoattn.train", *overrides, f"hydra.run.dir={run_dir}"])
     env = {**torchrun_environ(), "HYDRA_FULL_ERROR": "1"}
-    print(f"batch {batch}, {nproc} process(es): {' '.join(command)}", file=sys.stderr, flush=True)
+    print(f"{what}, {nproc} process(es): {' '.join(command)}", file=sys.stderr, flush=True)
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(
-            f"torchrun failed (exit {done.returncode}) for batch {batch}, {nproc} processes:\n"
-            f"{done.stderr[-6000:]}"
+            f"torchrun failed (exit {done.returncode}) for {what}, {nproc} processes:\n{done.stderr[-6000:]}"
         )
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _measure(args: argparse.Namespace, batch: int, nproc: int, work: Path) -> Measurement:
+    rows = _run_job(_overrides(args, batch), nproc, work / f"b{batch}_p{nproc}", f"batch {batch}")
     train = {r["step"]: r for r in rows if r["split"] == "train"}
     start, end = train[args.warmup_steps], train[args.warmup_steps + args.steps]
     timed = [r["loss"] for step, r in train.items() if step > args.warmup_steps]
@@ -109,6 +116,90 @@ def _measure(args: argparse.Namespace, batch: int, nproc: int, work: Path) -> Me
             k: v for k, v in val.items() if k.endswith(("gap_n" + str(args.val_n), "len_n" + str(args.val_n)))
         },
     )
+
+
+@dataclass(frozen=True)
+class KGMeasurement:
+    experiment: str
+    nproc: int
+    pairs: int
+    seconds: float
+    epochs: int
+    loss: float
+    test_mrr: float
+
+    @property
+    def pairs_per_s(self) -> float:
+        return self.pairs * self.epochs / self.seconds
+
+
+def _kg_pairs(args: argparse.Namespace, experiment: str) -> int:
+    """The training pairs ``(h, r)`` of one epoch of ``experiment`` (with inverse triples, as it trains)."""
+    from pykeen.triples import LCWAInstances
+
+    from geoattn.train.tasks.kg import load_kg_dataset
+
+    data = {"name": "WN18RR" if experiment.startswith("wn18rr") else "FB15k-237", "root": args.kg_data_root}
+    if args.smoke:
+        data["tiny"] = True
+    dataset = load_kg_dataset(data, create_inverse_triples=True)
+    return int(LCWAInstances.from_triples_factory(dataset.training).pairs.shape[0])
+
+
+def _kg_measure(args: argparse.Namespace, experiment: str, nproc: int, work: Path) -> KGMeasurement:
+    run_dir = work / f"{experiment}_p{nproc}"
+    overrides = [
+        f"experiment=kg/{experiment}",
+        f"seed={args.seed}",
+        f"data.root={args.kg_data_root}",
+        f"runner.num_epochs={args.kg_epochs}",
+        f"runner.batch_size={args.kg_batch}",
+        f"runner.device={args.device}",
+        "runner.stopper=null",
+        "runner.evaluate_validation=false",
+    ]
+    if args.smoke:
+        overrides += ["data.tiny=true", "model.embedding_dim=8"]
+    rows = _run_job(overrides, nproc, run_dir, experiment)
+    info = json.loads((run_dir / "run.json").read_text())
+    return KGMeasurement(
+        experiment=experiment,
+        nproc=nproc,
+        pairs=_kg_pairs(args, experiment),
+        seconds=rows[-1]["elapsed_s"] - rows[0]["elapsed_s"],
+        epochs=len(rows) - 1,
+        loss=rows[-1]["loss"],
+        test_mrr=info["test"]["mrr"],
+    )
+
+
+def _kg_table(results: list[KGMeasurement], batch: int, nproc: int) -> str:
+    rows: list[list[str]] = []
+    for m in results:
+        base = next(r for r in results if r.experiment == m.experiment and r.nproc == 1)
+        rows.append(
+            [
+                m.experiment,
+                str(m.nproc),
+                f"{batch} ({batch // m.nproc}{'+' if batch % m.nproc else ''} each)",
+                f"{m.seconds / m.epochs:.2f}",
+                f"{m.pairs_per_s:,.0f}",
+                f"{m.pairs_per_s / base.pairs_per_s:.2f}x",
+                f"{m.loss:.5g}",
+                f"{m.test_mrr:.4f}",
+            ]
+        )
+    headers = [
+        "experiment",
+        "processes",
+        "global batch",
+        "s / epoch",
+        "pairs/s",
+        "speed-up",
+        "last epoch loss",
+        "test MRR",
+    ]
+    return markdown_table(headers, rows)
 
 
 def _table(args: argparse.Namespace, results: list[Measurement]) -> str:
@@ -148,7 +239,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--nproc", type=int, default=2, help="processes (GPUs) to compare with one (default 2)"
     )
-    parser.add_argument("--batch-sizes", default="64,128", help="global batch sizes, comma-separated")
+    parser.add_argument(
+        "--batch-sizes", default="64,128", help="TSP global batch sizes, comma-separated ('' for none)"
+    )
     parser.add_argument("--n", type=int, default=100, help="cities per training instance (default 100)")
     parser.add_argument("--warmup-steps", type=int, default=10, help="untimed steps (default 10)")
     parser.add_argument("--steps", type=int, default=50, help="timed steps, a multiple of --warmup-steps")
@@ -160,12 +253,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", type=Path, default=None, help="run folders (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=None, help="report file (default: print only)")
-    parser.add_argument("--smoke", action="store_true", help="tiny policy and sizes on the CPU (gloo)")
+    parser.add_argument(
+        "--kg-experiments",
+        default="fb15k237_mure,fb15k237_cat",
+        help="KG experiments (configs/experiment/kg/), comma-separated ('' for none; default %(default)s)",
+    )
+    parser.add_argument("--kg-batch", type=int, default=1024, help="KG global batch (default %(default)s)")
+    parser.add_argument(
+        "--kg-epochs", type=int, default=4, help="KG epochs, the first untimed (default %(default)s)"
+    )
+    parser.add_argument(
+        "--kg-data-root",
+        default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "kg"),
+        help="folder of <WN18RR|FB15k-237>/{train,valid,test}.txt (default %(default)s)",
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny policy, KG slice and sizes on the CPU (gloo)"
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.batch_sizes, args.n, args.warmup_steps, args.steps = "4", 8, 1, 2
         args.val_n, args.val_count, args.device = 20, 2, "cpu"
-    batches = [int(b) for b in args.batch_sizes.split(",")]
+        args.kg_experiments, args.kg_batch, args.kg_epochs = "fb15k237_mure", 64, 2
+    batches = [int(b) for b in args.batch_sizes.split(",") if b]
+    experiments = [e for e in args.kg_experiments.split(",") if e]
     if args.nproc < 2:
         parser.error(f"--nproc={args.nproc}: compare at least 2 processes with 1")
     if args.warmup_steps < 1 or args.steps < 1 or args.steps % args.warmup_steps:
@@ -174,21 +285,36 @@ def main(argv: list[str] | None = None) -> None:
         )
     if uneven := [b for b in batches if b % args.nproc]:
         parser.error(f"--batch-sizes {uneven} are not divisible by --nproc={args.nproc}")
+    if args.kg_epochs < 2 or args.kg_batch < 1:
+        parser.error(
+            f"--kg-epochs must be >= 2 (one untimed) and --kg-batch >= 1, got {args.kg_epochs}, {args.kg_batch}"
+        )
+    if not batches and not experiments:
+        parser.error("nothing to measure: --batch-sizes and --kg-experiments are both empty")
 
+    sections: list[str] = []
     with tempfile.TemporaryDirectory(prefix="ddp_throughput_") as tmp:
         work = args.work_dir or Path(tmp)
-        results = [_measure(args, b, p, work) for b in batches for p in (1, args.nproc)]
-    table = _table(args, results)
-    print(table)
+        if batches:
+            table = _table(args, [_measure(args, b, p, work) for b in batches for p in (1, args.nproc)])
+            sections.append(
+                f"TSP policy (POMO, experiment=tsp/pomo_tsp100, n={args.n}); {args.warmup_steps} warm-up steps, "
+                f"then {args.steps} timed steps.\n\n{table}"
+            )
+            print(table, flush=True)
+        if experiments:
+            measured = [_kg_measure(args, e, p, work) for e in experiments for p in (1, args.nproc)]
+            table = _kg_table(measured, args.kg_batch, args.nproc)
+            sections.append(
+                f"KG (PyKEEN's pipeline, geoattn's fastlcwa loop); {args.kg_epochs} epochs, the first untimed; "
+                f"test MRR after the {args.kg_epochs} epochs.\n\n{table}"
+            )
+            print(table, flush=True)
     if args.out is not None:
         config: dict[str, Any] = {
             key: value for key, value in vars(args).items() if key not in ("out", "work_dir")
         }
-        body = (
-            f"TSP policy (POMO, experiment=tsp/pomo_tsp100, n={args.n}) trained under torchrun; "
-            f"{args.warmup_steps} warm-up steps, then {args.steps} timed steps; NCCL_NVLS_ENABLE=0.\n\n{table}\n\n"
-            "KG training (PyKEEN's pipeline) runs in one process: no multi-GPU row."
-        )
+        body = "Trained under torchrun, NCCL_NVLS_ENABLE=0.\n\n" + "\n\n".join(sections)
         write_report(
             args.out, "DDP training throughput, 1 vs N processes", body, seed=args.seed, config=config
         )

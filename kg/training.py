@@ -24,19 +24,26 @@ Everything outside the batch (epochs, stoppers, checkpoints, callbacks, result t
 automatic memory optimisation) is PyKEEN's own :class:`~pykeen.training.TrainingLoop`. The shuffling uses the same
 :class:`torch.utils.data.RandomSampler` as PyKEEN's loop, so with the same seed both loops see the same batches.
 Importing :mod:`geoattn.kg` registers the loop, so ``pipeline(..., training_loop="fastlcwa")`` finds it.
+
+In an initialised ``torch.distributed`` process group of ``W > 1`` processes (``torchrun``; ``geoattn-train``'s
+KG runner joins it), the loop trains data-parallel (:mod:`geoattn.kg.distributed`): every rank walks the same
+global batches, scores its share of each, and the gradients are summed over the ranks before each optimiser step,
+so the update is that of the whole batch; only rank 0 writes PyKEEN's checkpoints (every rank reads them on resume).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
 from pykeen.losses import CrossEntropyLoss
-from pykeen.training import LCWATrainingLoop
+from pykeen.training import LCWATrainingLoop, TrainingCallback
 from pykeen.triples import CoreTriplesFactory, LCWAInstances
 from pykeen.typing import FloatTensor, LongTensor
 from torch.utils.data import DataLoader, Dataset
 
+from .distributed import SharedRandomSampler, rank_rows, sum_gradients, sum_over_ranks, world
 from .losses import (
     PositiveTargets,
     dense_labels,
@@ -46,7 +53,7 @@ from .losses import (
 )
 from .scoring import OneToManyDecomposer, OneToManyScorer, fast_tail_scorer, tail_distance_decomposition
 
-__all__ = ["DeviceIncidence", "FastLCWATrainingLoop"]
+__all__ = ["DeviceIncidence", "EpochClock", "FastLCWATrainingLoop"]
 
 
 class DeviceIncidence:
@@ -87,6 +94,24 @@ class DeviceIncidence:
         within = torch.arange(total, device=ids.device) - (offsets - counts)[rows]
         entries = starts[rows] + within
         return PositiveTargets(rows=rows, cols=self.indices[entries], values=self.values[entries])
+
+
+class EpochClock(TrainingCallback):
+    """A PyKEEN training callback that times the epochs: ``elapsed[epoch]`` is the wall time in seconds from the
+    start of training (the loop's last ``train`` call, after any resumed checkpoint was loaded) to the end of that
+    epoch. Any loop, any model: ``pipeline(..., training_kwargs=dict(callbacks=clock))``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.start = time.perf_counter()
+        self.elapsed: dict[int, float] = {}
+
+    def register_training_loop(self, training_loop: Any) -> None:
+        super().register_training_loop(training_loop)
+        self.start = time.perf_counter()
+
+    def post_epoch(self, epoch: int, epoch_loss: float, **kwargs: Any) -> None:
+        self.elapsed[epoch] = time.perf_counter() - self.start
 
 
 class _PairIndices(Dataset[LongTensor]):
@@ -193,6 +218,12 @@ class FastLCWATrainingLoop(LCWATrainingLoop):
                 f"FastLCWATrainingLoop: sampler={sampler!r} is not supported; LCWA training uses sampler=None"
             )
         instances = LCWAInstances.from_triples_factory(triples_factory, target=self.target)
+        if world()[1] > 1:
+            # the same initial (or resumed) weights everywhere, and the same global batches on every rank
+            for tensor in [*self.model.parameters(), *self.model.buffers()]:
+                torch.distributed.broadcast(tensor.data, src=0)
+            kwargs.pop("shuffle", None)
+            kwargs["sampler"] = SharedRandomSampler(instances.pairs.shape[0])
         self.incidence = DeviceIncidence(instances, self.model.device)
         if self.incidence.num_targets != self.num_targets:
             raise ValueError(
@@ -222,10 +253,52 @@ class FastLCWATrainingLoop(LCWATrainingLoop):
         label_smoothing: float = 0.0,
         slice_size: int | None = None,
     ) -> FloatTensor:
-        """The LCWA loss of the pairs ``batch[start:stop]`` plus the model's regularisation term."""
+        """The LCWA loss of the pairs ``batch[start:stop]`` plus the model's regularisation term; in a
+        data-parallel job, this rank's share of it (its rows :func:`~geoattn.kg.distributed.rank_rows`, weighted
+        ``n_r / n`` under a ``mean`` reduction, so that the ranks' values sum to the loss of the whole batch)."""
         if self.incidence is None:
             raise RuntimeError("FastLCWATrainingLoop: no training data loader was created (call train first)")
         ids = batch[start:stop].to(device=self.model.device, non_blocking=True)
+        rank, world_size = world()
+        if world_size == 1:
+            return self._loss(ids, label_smoothing, slice_size)
+        mine = rank_rows(ids, rank, world_size)
+        if len(mine) == 0:  # fewer rows than ranks: this rank's share of the loss is zero
+            return torch.zeros((), device=self.model.device, requires_grad=True)
+        weight = 1.0 if self.loss.reduction == "sum" else len(mine) / len(ids)
+        return self._loss(mine, label_smoothing, slice_size) * weight
+
+    def _forward_pass(  # type: ignore[override]
+        self,
+        batch: LongTensor,
+        start: int,
+        stop: int,
+        current_batch_size: int,
+        label_smoothing: float,
+        slice_size: int | None,
+        backward: bool = True,
+    ) -> float:
+        """PyKEEN's forward and backward pass of ``batch[start:stop]``; after the batch's last sub-batch, the
+        gradients are summed over the ranks of a data-parallel job (each rank's loss is its share of the batch's)."""
+        loss = super()._forward_pass(
+            batch, start, stop, current_batch_size, label_smoothing, slice_size, backward=backward
+        )
+        if backward and stop == current_batch_size:
+            sum_gradients(list(self.model.parameters()))
+        return float(loss)
+
+    def _train_epoch(self, *args: Any, **kwargs: Any) -> float:  # type: ignore[override]
+        """PyKEEN's epoch; its loss summed over the ranks (each rank's batch losses are its shares)."""
+        return sum_over_ranks(float(super()._train_epoch(*args, **kwargs)))
+
+    def _save_state(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        """PyKEEN's checkpoint, written by rank 0 alone (the ranks hold the same state)."""
+        if world()[0] == 0:
+            super()._save_state(*args, **kwargs)
+
+    def _loss(self, ids: LongTensor, label_smoothing: float, slice_size: int | None) -> FloatTensor:
+        """The LCWA loss of the training pairs ``ids`` (on the device) plus the model's regularisation term."""
+        assert self.incidence is not None
         pairs, targets = self.incidence.pairs[ids], self.incidence.positives(ids)
         value: FloatTensor
         if self._decomposer is not None and self.mode is None:

@@ -1,5 +1,5 @@
 """Data-parallel training (``geoattn.train.distributed``): two gloo processes under ``torchrun`` on CPU, the rank
-environment, the TSP data's sharding and the KG runner's refusal."""
+environment, the TSP data's sharding, and KG training (PyKEEN's pipeline with geoattn's data-parallel 1-N loop)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from geoattn.train.distributed import (
     torchrun_environ,
 )
 from geoattn.train.rng import data_generator
+from geoattn.train.tasks.kg import CHECKPOINT_NAME as CHECKPOINT
 from geoattn.train.tasks.kg import KGPipeline
 from geoattn.train.tasks.tsp_policy import RandomTSPInstances
 
@@ -193,17 +194,86 @@ def test_tsp_data_shards_the_global_batch() -> None:
         data.shard(2, 2)
 
 
-def test_kg_runner_refuses_several_processes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_kg_runner_needs_the_data_parallel_loop(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
-    with pytest.raises(RuntimeError, match="WORLD_SIZE=2"):
-        KGPipeline()({"seed": 0, "resume": None}, run_dir=tmp_path / "kg")
+    with pytest.raises(ValueError, match=r"training_loop='lcwa' trains in one process, but WORLD_SIZE=2"):
+        KGPipeline(training_loop="lcwa")({"seed": 0, "resume": None}, run_dir=tmp_path / "kg")
     assert not (tmp_path / "kg").exists()
+
+
+# Every rank runs one KG job through geoattn.train.launch in the same run folder (as `torchrun -m geoattn.train`).
+KG_WORKER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_module
+
+    from geoattn.train import launch
+
+    with initialize_config_module(config_module="geoattn.configs", version_base="1.3"):
+        cfg = compose(config_name="train", overrides=sys.argv[2:])
+    launch.train(cfg, run_dir=Path(sys.argv[1]))
+    """
+)
+KG_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "kg"
+# A tiny FB15k-237 slice, MuRE, two epochs of global batches of 99 pairs (shards of 50 and 49), the early stopper
+# evaluating after every epoch (on rank 0, broadcast).
+TINY_KG_DDP = [
+    "experiment=kg/fb15k237_mure",
+    f"data.root={KG_DATA}",
+    "data.tiny=true",
+    "model.embedding_dim=8",
+    "runner.num_epochs=2",
+    "runner.batch_size=99",
+    "runner.device=cpu",
+    "runner.checkpoint_frequency=0",
+    "runner.stopper_kwargs.frequency=1",
+    "runner.stopper_kwargs.patience=5",
+]
+
+
+@pytest.mark.skipif(not (KG_DATA / "FB15k-237").is_dir(), reason=f"no KG data under {KG_DATA}")
+@pytest.mark.filterwarnings("ignore:'pin_memory' argument is set as true:UserWarning")
+def test_kg_two_processes_train_as_one_and_resume_in_one(compose_train: Compose, tmp_path: Path) -> None:
+    """Two gloo processes train the same model as one process (same batches, summed gradients); rank 0 alone
+    writes the run folder, and its PyKEEN checkpoint continues in one process."""
+    (tmp_path / "worker.py").write_text(KG_WORKER)
+    two = tmp_path / "two"
+    done = _torchrun(2, ["worker.py", str(two), *TINY_KG_DDP], tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    one = train(compose_train(*TINY_KG_DDP), run_dir=tmp_path / "one").run_dir
+
+    def losses(run: Path) -> list[float]:
+        return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    info_two, info_one = (json.loads((run / "run.json").read_text()) for run in (two, one))
+    assert info_two["world_size"] == 2 and info_one["world_size"] == 1
+    assert len(losses(two)) == 2 and losses(two) == pytest.approx(losses(one), rel=1e-5)
+    for split in ("validation", "test"):
+        assert info_two[split] == pytest.approx(info_one[split], abs=1e-6), split
+    assert info_two["early_stopping"]["values"] == pytest.approx(
+        info_one["early_stopping"]["values"], abs=1e-6
+    )
+    assert {p.name for p in two.iterdir()} == {"config.yaml", "run.json", "metrics.jsonl", "checkpoints"}
+    assert {p.name for p in (two / "checkpoints").iterdir()} <= {
+        CHECKPOINT,
+        "best-model.pt",
+        "best-model.rank1.pt",
+    }
+
+    more = train(
+        compose_train(*TINY_KG_DDP, "runner.num_epochs=3", f"resume={two}"), run_dir=tmp_path / "more"
+    )
+    info = json.loads((more.run_dir / "run.json").read_text())
+    assert info["num_epochs"] == 3 and info["resumed_from"] == str(two) and 0 < info["test"]["mrr"] <= 1
 
 
 @pytest.mark.slow
 def test_throughput_benchmark_smoke_runs_the_cli_under_torchrun(tmp_path: Path) -> None:
-    """``benchmarks/ddp_throughput.py --smoke``: ``torchrun -m geoattn.train`` with 1 and 2 gloo processes."""
+    """``benchmarks/ddp_throughput.py --smoke``: ``torchrun -m geoattn.train`` with 1 and 2 gloo processes, for
+    the TSP policy and for a KG slice."""
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "ddp_throughput.py"
     env = {**torchrun_environ(), "OMP_NUM_THREADS": "1"}
     command = [
@@ -235,6 +305,12 @@ def test_throughput_benchmark_smoke_runs_the_cli_under_torchrun(tmp_path: Path) 
     assert info["world_size"] == 2 and info["status"] == "completed"
     steps = [json.loads(line)["step"] for line in (two / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 3]
+    # KG: one row per process count, the same global batch; two processes learnt what one did
+    kg = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| fb15k237_mure ")]
+    assert [(r[1].strip(), r[2].strip()) for r in kg] == [("1", "64 (64 each)"), ("2", "64 (32 each)")]
+    assert all(float(r[4].replace(",", "")) > 0 for r in kg)  # pairs/s
+    assert float(kg[0][7]) == pytest.approx(float(kg[1][7]), abs=1e-3)  # test MRR
+    assert json.loads((tmp_path / "fb15k237_mure_p2" / "run.json").read_text())["world_size"] == 2
 
 
 def test_torchrun_environ_turns_nvls_off_and_drops_the_parent_job() -> None:

@@ -91,9 +91,9 @@ def test_run_writes_metrics_and_resumes(compose_train: Compose, tmp_path: Path) 
         assert info[split]["hits_at_1"] <= info[split]["hits_at_3"] <= info[split]["hits_at_10"]
     assert info["num_parameters"] > 0 and info["train_seconds"] > 0
     assert info["dropped_test_triples"] is None  # tiny slices keep only triples of seen entities
-    (first_loss,) = [
-        json.loads(line)["loss"] for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
-    ]
+    (first_row,) = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    first_loss = first_row["loss"]
+    assert 0 < first_row["elapsed_s"] <= info["train_seconds"] + 1
 
     resumed = train(
         compose_train(
@@ -102,10 +102,9 @@ def test_run_writes_metrics_and_resumes(compose_train: Compose, tmp_path: Path) 
         run_dir=tmp_path / "b",
     )
     assert resumed.step == 2
-    losses = [
-        json.loads(line)["loss"] for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
-    ]
-    assert len(losses) == 2 and losses[0] == pytest.approx(first_loss)  # epoch 1 came from the checkpoint
+    rows = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and rows[0]["loss"] == pytest.approx(first_loss)  # epoch 1 came from the checkpoint
+    assert "elapsed_s" not in rows[0] and rows[1]["elapsed_s"] > 0  # only epoch 2 was timed in this process
     assert json.loads((tmp_path / "b" / "run.json").read_text())["resumed_from"] == str(tmp_path / "a")
 
 

@@ -19,17 +19,23 @@ early stopping and filtered rank-based evaluation are PyKEEN's:
 The run folder gets ``config.yaml``, ``run.json`` (git SHA, versions, seed; at the end the filtered validation
 and test metrics, training time, parameter count and the number of test triples dropped for entities unseen in
 training; with early stopping also the validation curve it saw and whether it stopped — PyKEEN reports the
-best epoch's weights when it stops, the last epoch's otherwise), ``metrics.jsonl`` (the loss per epoch) and
+best epoch's weights when it stops, the last epoch's otherwise), ``metrics.jsonl`` (the loss per epoch and, for
+the epochs trained in this process, ``elapsed_s``: seconds from the start of training to the epoch's end) and
 PyKEEN's checkpoint ``checkpoints/pykeen.pt``. Resuming:
 ``resume=<earlier run folder>`` continues from that folder's checkpoint (PyKEEN restores model, optimiser,
 stopper and RNG state). PyKEEN writes and reads its checkpoints itself with ``torch.load(weights_only=False)``:
 they are trusted local files of your own runs, never files from elsewhere.
 
-One process, one GPU: PyKEEN's pipeline, its training loops and its filtered rank-based evaluation run in one
-process (PyKEEN 1.11's PyTorch Lightning modules, ``pykeen.contrib.lightning``, train on several GPUs but
-validate by the loss only, without filtered ranks, checkpoints or geoattn's ``fastlcwa`` loop). Under
-``torchrun`` with ``WORLD_SIZE > 1`` :class:`KGPipeline` refuses to start rather than train the same model
-once per process.
+Several GPUs: under ``torchrun`` with ``WORLD_SIZE > 1`` every process runs the same pipeline on
+``cuda:LOCAL_RANK`` inside the job's process group (:func:`~geoattn.train.distributed.process_group`), and
+geoattn's ``fastlcwa`` loop (required there) trains data-parallel: each rank scores its share of every global
+batch and the gradients are summed before each step (:mod:`geoattn.kg.distributed`), so ``runner.batch_size`` is
+the global batch and the run is one GPU's run, sped up. PyKEEN's filtered rank-based evaluation is
+single-process: it runs on rank 0 and its results are broadcast (:class:`~geoattn.kg.distributed.RankZeroEvaluator`;
+the early stopper decides the same on every rank). Rank 0 alone writes the run folder and PyKEEN's checkpoint,
+which is the one-process checkpoint: a run resumes on any number of GPUs. (PyKEEN 1.11's PyTorch Lightning
+modules, ``pykeen.contrib.lightning``, also train on several GPUs, but validate by the loss only, without
+filtered ranks, checkpoints or the ``fastlcwa`` loop.)
 """
 
 from __future__ import annotations
@@ -41,12 +47,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.utils import get_class
 
-from ..distributed import DistEnv
+from ..distributed import DistEnv, process_group
 from ..metadata import run_info, utc_now
 from ..run_dir import RunDir
-from ..trainer import TrainResult
+from ..trainer import TrainResult, resolve_device
 
 __all__ = ["CHECKPOINT_NAME", "KGPipeline", "KGResult", "dropped_test_triples", "load_kg_dataset"]
 
@@ -111,6 +118,7 @@ class KGResult:
     num_parameters: int
     num_epochs: int
     losses: list[float]
+    epoch_seconds: dict[int, float]
     dropped_test_triples: int | None
     early_stopping: dict[str, Any] | None = None
 
@@ -221,16 +229,21 @@ class KGPipeline:
         checkpoint_directory: Path,
     ) -> KGResult:
         """Train and evaluate; PyKEEN's checkpoint in ``checkpoint_directory`` is continued when present."""
-        from pykeen.evaluation import RankBasedEvaluator
         from pykeen.pipeline import pipeline
 
         import geoattn.kg  # noqa: F401  (registers geoattn's models and geoopt's optimisers with PyKEEN)
+        from geoattn.kg.distributed import RankZeroEvaluator, world
+        from geoattn.kg.training import EpochClock
+
+        rank, world_size = world()
 
         model_kwargs = dict(model)
         model_name = model_kwargs.pop("name")
         optimizer_kwargs = {k: v for k, v in optimizer.items() if k not in ("_target_", "_partial_")}
         dataset = load_kg_dataset(data, create_inverse_triples=self.create_inverse_triples)
         device = None if self.device == "auto" else self.device
+        if world_size > 1 and resolve_device(self.device).type == "cuda":  # one GPU per process of the job
+            device = f"cuda:{torch.cuda.current_device()}"
         training_kwargs: dict[str, Any] = dict(
             num_epochs=self.num_epochs,
             batch_size=self.batch_size,
@@ -238,6 +251,7 @@ class KGPipeline:
             checkpoint_directory=checkpoint_directory,
             checkpoint_name=CHECKPOINT_NAME,
             checkpoint_frequency=self.checkpoint_frequency,
+            callbacks=(clock := EpochClock()),
         )
         sampling: dict[str, Any] = {}
         if self.training_loop == "slcwa":
@@ -248,7 +262,10 @@ class KGPipeline:
             training_kwargs["label_smoothing"] = self.label_smoothing
         stopper_kwargs = dict(self.stopper_kwargs)
         if self.stopper == "early":  # keep the best-epoch weights in the run folder, not in ~/.data/pykeen
-            stopper_kwargs.setdefault("best_model_path", checkpoint_directory / "best-model.pt")
+            best = (
+                "best-model.pt" if rank == 0 else f"best-model.rank{rank}.pt"
+            )  # each rank keeps its own copy
+            stopper_kwargs.setdefault("best_model_path", checkpoint_directory / best)
         evaluation_kwargs: dict[str, Any] = dict(
             use_tqdm=self.use_tqdm, batch_size=self.evaluation_batch_size
         )
@@ -265,7 +282,7 @@ class KGPipeline:
             **sampling,
             stopper=self.stopper,
             stopper_kwargs=stopper_kwargs,
-            evaluator=RankBasedEvaluator,
+            evaluator=RankZeroEvaluator,
             evaluation_kwargs=evaluation_kwargs,
             random_seed=seed,
             device=device,
@@ -274,7 +291,7 @@ class KGPipeline:
         validation: dict[str, float] = {}
         if self.evaluate_validation and dataset.validation is not None:
             known = [dataset.training.mapped_triples, dataset.testing.mapped_triples]
-            metrics = RankBasedEvaluator().evaluate(
+            metrics = RankZeroEvaluator().evaluate(
                 result.model,
                 dataset.validation.mapped_triples,
                 additional_filter_triples=known,
@@ -289,30 +306,38 @@ class KGPipeline:
             num_parameters=int(result.model.num_parameters),
             num_epochs=len(result.losses),
             losses=[float(loss) for loss in result.losses],
+            epoch_seconds=dict(clock.elapsed),
             dropped_test_triples=dropped_test_triples(data, dataset),
             early_stopping=early_stopping_record(result.stopper),
         )
 
     def __call__(self, config: Mapping[str, Any], *, run_dir: str | os.PathLike[str]) -> TrainResult:
         """Run the job of a resolved ``geoattn-train`` config in ``run_dir`` (see the module docstring)."""
+        env = DistEnv.from_environ()
+        if env.is_distributed and self.training_loop != "fastlcwa":
+            raise ValueError(
+                f"runner.training_loop={self.training_loop!r} trains in one process, but WORLD_SIZE="
+                f"{env.world_size} (torchrun); data-parallel KG training needs runner.training_loop=fastlcwa, or "
+                "start the job without torchrun"
+            )
+        with process_group(resolve_device(self.device)):
+            return self._job(config, RunDir(run_dir, create=env.is_main), is_main=env.is_main)
+
+    def _job(self, config: Mapping[str, Any], run: RunDir, *, is_main: bool) -> TrainResult:
+        """The run of :meth:`__call__` (rank 0 writes ``run``; the other ranks only train)."""
         from omegaconf import OmegaConf
 
-        world_size = DistEnv.from_environ().world_size
-        if world_size > 1:
-            raise RuntimeError(
-                f"KG training runs in one process, but WORLD_SIZE={world_size} (torchrun): every process would "
-                "train the same model; start it without torchrun (one GPU, evaluation included)"
-            )
-        run = RunDir(run_dir)
         resume = config.get("resume")
         checkpoints = (Path(resume) if resume else run.path) / "checkpoints"
         if resume and not (checkpoints / CHECKPOINT_NAME).is_file():
             raise FileNotFoundError(
                 f"resume={resume!r}: no PyKEEN checkpoint {checkpoints / CHECKPOINT_NAME}"
             )
-        run.write_config(OmegaConf.to_yaml(OmegaConf.create(dict(config))))
-        device = self.device
-        run.write_info(run_info(seed=config["seed"], device=device, resumed_from=resume, start_step=0))
+        if is_main:
+            run.write_config(OmegaConf.to_yaml(OmegaConf.create(dict(config))))
+            run.write_info(
+                run_info(seed=config["seed"], device=self.device, resumed_from=resume, start_step=0)
+            )
         start = time.perf_counter()
         try:
             result = self.run(
@@ -323,16 +348,22 @@ class KGPipeline:
                 checkpoint_directory=checkpoints,
             )
         except BaseException as e:
-            run.update_info(status="failed", error=f"{type(e).__name__}: {e}", end_time=utc_now())
+            if is_main:
+                run.update_info(status="failed", error=f"{type(e).__name__}: {e}", end_time=utc_now())
             raise
-        for epoch, loss in enumerate(result.losses, start=1):
-            run.append_metrics({"epoch": epoch, "loss": loss})
-        measured = {
-            key: value for key, value in asdict(result).items() if key != "losses"
-        }  # in metrics.jsonl
-        run.update_info(
-            status="finished", end_time=utc_now(), wall_seconds=time.perf_counter() - start, **measured
-        )
+        if is_main:
+            for epoch, loss in enumerate(result.losses, start=1):
+                timed = {"elapsed_s": result.epoch_seconds[epoch]} if epoch in result.epoch_seconds else {}
+                run.append_metrics({"epoch": epoch, "loss": loss, **timed})
+            in_metrics = ("losses", "epoch_seconds")
+            measured = {key: value for key, value in asdict(result).items() if key not in in_metrics}
+            run.update_info(
+                status="finished",
+                end_time=utc_now(),
+                wall_seconds=time.perf_counter() - start,
+                world_size=DistEnv.from_environ().world_size,
+                **measured,
+            )
         return TrainResult(
             run_dir=run.path,
             step=result.num_epochs,
