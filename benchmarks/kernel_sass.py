@@ -33,6 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Machine code needs compiled kernels, and Triton fixes the mode when triton.language is first imported: under
+# the interpreter (TRITON_INTERPRET=1, as the test suite sets it) its JIT functions are interpreted ones, which
+# Triton 3.9's compiler refuses (gluon's import asserts JITFunctions). So the mode is set before that import.
+os.environ["TRITON_INTERPRET"] = "0"
+
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
@@ -61,7 +66,7 @@ class Loop:
 def compile_cubin(name: str, config: triton.Config, dim: int, arch: int) -> bytes:
     """The cubin of kernel ``name`` (:data:`KERNELS`) in tile ``config`` for ``sm_<arch>``: bfloat16 inputs, head
     dim ``dim``, the distance score with the gyro-midpoint, no masks (and the curvature gradient in dQ)."""
-    from geoattn.kernels.manifold_attention import kernel as ma  # after main() turned the interpreter off
+    from geoattn.kernels.manifold_attention import kernel as ma
 
     fn = ma._KERNELS[name][0]
     constants: dict[str, Any] = {
@@ -155,9 +160,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--all-loops", action="store_true", help="every tile loop, not only the first")
     parser.add_argument("--smoke", action="store_true", help="the forward kernel's first configuration only")
     args = parser.parse_args(argv)
-    # Machine code needs compiled kernels: Triton reads this when the kernels are defined (their first import,
-    # below), and the interpreter (TRITON_INTERPRET=1, as the test suite sets it) would leave nothing to compile.
-    os.environ["TRITON_INTERPRET"] = "0"
     from geoattn.kernels.manifold_attention import kernel as ma
 
     names = ["fwd"] if args.smoke else [k for k in args.kernels.split(",") if k]
