@@ -145,7 +145,7 @@ class RankZeroEvaluator(RankBasedEvaluator):
     Accepts everything that class accepts.
     """
 
-    def evaluate(self, *args: Any, **kwargs: Any) -> MetricResults:  # type: ignore[override]
+    def evaluate(self, *args: Any, **kwargs: Any) -> MetricResults[Any]:
         rank, world_size = world()
         if world_size == 1:
             return super().evaluate(*args, **kwargs)
@@ -154,4 +154,4 @@ class RankZeroEvaluator(RankBasedEvaluator):
             box[0] = (super().evaluate(*args, **kwargs), self.batch_size, self.slice_size)
         dist.broadcast_object_list(box, src=0, device=_collective_device())
         results, self.batch_size, self.slice_size = box[0]
-        return results  # type: ignore[no-any-return]
+        return results

@@ -281,17 +281,23 @@ class FastLCWATrainingLoop(LCWATrainingLoop):
         """PyKEEN's forward and backward pass of ``batch[start:stop]``; after the batch's last sub-batch, the
         gradients are summed over the ranks of a data-parallel job (each rank's loss is its share of the batch's)."""
         loss = super()._forward_pass(
-            batch, start, stop, current_batch_size, label_smoothing, slice_size, backward=backward
+            batch,  # type: ignore[arg-type]  # this loop's batches are pair indices, not PyKEEN's LCWABatch
+            start,
+            stop,
+            current_batch_size,
+            label_smoothing,
+            slice_size,
+            backward=backward,
         )
         if backward and stop == current_batch_size:
             sum_gradients(list(self.model.parameters()))
         return float(loss)
 
-    def _train_epoch(self, *args: Any, **kwargs: Any) -> float:  # type: ignore[override]
+    def _train_epoch(self, *args: Any, **kwargs: Any) -> float:
         """PyKEEN's epoch; its loss summed over the ranks (each rank's batch losses are its shares)."""
         return sum_over_ranks(float(super()._train_epoch(*args, **kwargs)))
 
-    def _save_state(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def _save_state(self, *args: Any, **kwargs: Any) -> None:
         """PyKEEN's checkpoint, written by rank 0 alone (the ranks hold the same state)."""
         if world()[0] == 0:
             super()._save_state(*args, **kwargs)
