@@ -20,6 +20,10 @@ PyKEEN's training loops and evaluators run in one process. :class:`~geoattn.kg.F
 - :class:`RankZeroEvaluator` evaluates on rank 0 and broadcasts the results, so the early stopper decides the
   same on every rank and the filtered ranking (PyKEEN's evaluators are single-process) runs once.
 
+The ranks start from rank 0's weights (broadcast when the loop builds its data loader); there, every rank but 0
+reseeds torch from ``(seed, rank)`` (:func:`geoattn.train.distributed.rank_seed`), so dropout draws independent
+masks on each rank's rows, while rank 0 keeps the stream one process would have.
+
 With one process (no process group, or ``world_size == 1``) none of this is used.
 """
 

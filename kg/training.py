@@ -43,6 +43,8 @@ from pykeen.triples import CoreTriplesFactory, LCWAInstances
 from pykeen.typing import FloatTensor, LongTensor
 from torch.utils.data import DataLoader, Dataset
 
+from geoattn.train.distributed import rank_seed
+
 from .distributed import SharedRandomSampler, rank_rows, sum_gradients, sum_over_ranks, world
 from .losses import (
     PositiveTargets,
@@ -218,12 +220,17 @@ class FastLCWATrainingLoop(LCWATrainingLoop):
                 f"FastLCWATrainingLoop: sampler={sampler!r} is not supported; LCWA training uses sampler=None"
             )
         instances = LCWAInstances.from_triples_factory(triples_factory, target=self.target)
-        if world()[1] > 1:
+        rank, world_size = world()
+        if world_size > 1:
             # the same initial (or resumed) weights everywhere, and the same global batches on every rank
             for tensor in [*self.model.parameters(), *self.model.buffers()]:
                 torch.distributed.broadcast(tensor.data, src=0)
             kwargs.pop("shuffle", None)
             kwargs["sampler"] = SharedRandomSampler(instances.pairs.shape[0])
+            if (
+                rank > 0
+            ):  # their own dropout masks (rank 0 keeps the run's stream; the batches come from rank 0)
+                torch.manual_seed(rank_seed(torch.initial_seed(), rank))
         self.incidence = DeviceIncidence(instances, self.model.device)
         if self.incidence.num_targets != self.num_targets:
             raise ValueError(

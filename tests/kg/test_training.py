@@ -20,9 +20,11 @@ from torch.utils.data import default_collate
 import geoattn.kg  # noqa: F401  (registers the loop)
 import geoattn.kg.losses as losses_module
 from geoattn.kg import FastLCWATrainingLoop, RotH, local_kg_dataset
+from geoattn.kg.distributed import SharedRandomSampler
 from geoattn.kg.losses import PositiveTargets, dense_labels, sparse_lcwa_loss, supports_sparse_lcwa
 from geoattn.kg.scoring import fast_tail_scorer, tail_distance_decomposition
 from geoattn.kg.training import DeviceIncidence
+from geoattn.train.distributed import rank_seed
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kg"
 
@@ -374,3 +376,17 @@ def test_fused_loss_names_what_it_supports(tiny: Dataset) -> None:
     ]:
         with pytest.raises(ValueError, match=match):
             FastLCWATrainingLoop(model=model, triples_factory=tiny.training, target=target, fused_loss=True)
+
+
+def test_data_parallel_ranks_share_batches_and_draw_their_own_dropout(
+    tiny: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As rank 1 of 2 (collectives stubbed): the loader takes its batches from rank 0's shared sampler, and the
+    rank reseeds torch from (seed, rank), so its dropout masks are its own."""
+    monkeypatch.setattr("geoattn.kg.training.world", lambda: (1, 2))
+    monkeypatch.setattr(torch.distributed, "broadcast", lambda tensor, src: None)
+    loop, _ = _loops(_model("MuRE", tiny), tiny, target=2, fast_scoring=True)
+    torch.manual_seed(7)
+    loader = loop._create_training_data_loader(tiny.training, sampler=None, batch_size=16, shuffle=True)
+    assert isinstance(loader.sampler, SharedRandomSampler)
+    assert torch.initial_seed() == rank_seed(7, 1) != 7
