@@ -33,11 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Machine code needs compiled kernels, and Triton fixes the mode when triton.language is first imported: under
-# the interpreter (TRITON_INTERPRET=1, as the test suite sets it) its JIT functions are interpreted ones, which
-# Triton 3.9's compiler refuses (gluon's import asserts JITFunctions). So the mode is set before that import.
-os.environ["TRITON_INTERPRET"] = "0"
-
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
@@ -160,6 +155,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--all-loops", action="store_true", help="every tile loop, not only the first")
     parser.add_argument("--smoke", action="store_true", help="the forward kernel's first configuration only")
     args = parser.parse_args(argv)
+    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        # Triton fixes the mode when triton.language is first imported (above): under the interpreter its JIT
+        # functions are interpreted ones, which compile to nothing (Triton 3.9's compiler refuses them outright).
+        sys.exit(
+            f"kernel_sass: TRITON_INTERPRET={os.environ['TRITON_INTERPRET']!r} runs Triton's interpreter, which "
+            "compiles nothing; run with TRITON_INTERPRET=0 (or unset)"
+        )
     from geoattn.kernels.manifold_attention import kernel as ma
 
     names = ["fwd"] if args.smoke else [k for k in args.kernels.split(",") if k]

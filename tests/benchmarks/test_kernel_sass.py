@@ -24,8 +24,11 @@ def test_replication_is_read_from_the_exp2_count_per_owned_score() -> None:
 
 
 @pytest.mark.skipif(not kernel_sass.NVDISASM.is_file(), reason="this Triton wheel ships no nvdisasm")
-def test_the_forward_spends_three_mufu_operations_per_score(run_script: Callable[..., str]) -> None:
+def test_the_forward_spends_three_mufu_operations_per_score(
+    run_script: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # the k < -0.5 arm: sqrt and lg2 for the distance, exp2 for the softmax (and a few exp2 per row to rescale)
+    monkeypatch.setenv("TRITON_INTERPRET", "0")  # machine code needs compiled kernels (the suite interprets)
     out = run_script("benchmarks/kernel_sass.py", "--smoke", timeout=300)
     (row,) = [line for line in out.splitlines() if line.startswith("| forward")]
     cells = [c.strip() for c in row.strip("|").split("|")]
@@ -33,3 +36,9 @@ def test_the_forward_spends_three_mufu_operations_per_score(run_script: Callable
     instructions, per_thread = int(cells[4]), int(cells[5])
     assert per_thread == 32 and cells[7] == f"{instructions / per_thread:.1f}"  # the report's one decimal
     assert re.search(r"sm_90, bfloat16, D = 64", out)
+
+
+def test_the_interpreter_is_refused_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    with pytest.raises(SystemExit, match=r"TRITON_INTERPRET='1' runs Triton's interpreter"):
+        kernel_sass.main(["--smoke"])
