@@ -280,6 +280,7 @@ def test_kg_two_processes_train_as_one_and_resume_in_one(compose_train: Compose,
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not (KG_DATA / "FB15k-237").is_dir(), reason=f"no KG data under {KG_DATA}")
 def test_throughput_benchmark_smoke_runs_the_cli_under_torchrun(tmp_path: Path) -> None:
     """``benchmarks/ddp_throughput.py --smoke``: ``torchrun -m geoattn.train`` with 1 and 2 gloo processes, for
     the TSP policy and for a KG slice."""
