@@ -37,21 +37,15 @@ import torch.distributed as dist
 from pykeen.evaluation import MetricResults, RankBasedEvaluator
 from torch.utils.data import Sampler
 
+from geoattn.train.distributed import current
+
 __all__ = [
     "RankZeroEvaluator",
     "SharedRandomSampler",
     "rank_rows",
     "sum_gradients",
     "sum_over_ranks",
-    "world",
 ]
-
-
-def world() -> tuple[int, int]:
-    """``(rank, world_size)`` of the initialised default process group; ``(0, 1)`` without one."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def _collective_device() -> torch.device:
@@ -69,7 +63,7 @@ def rank_rows(ids: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
 
 def sum_over_ranks(value: float) -> float:
     """The sum of a float over every rank (the value itself in one process)."""
-    if world()[1] == 1:
+    if current().world_size == 1:
         return value
     total = torch.tensor([value], dtype=torch.float64, device=_collective_device())
     dist.all_reduce(total, op=dist.ReduceOp.SUM)
@@ -83,7 +77,7 @@ def sum_gradients(parameters: Sequence[torch.nn.Parameter]) -> None:
     on any rank keeps ``grad = None`` (so optimisers skip it, as they would in one process). Two all-reduces: the
     presence flags, then all present gradients flattened into one buffer.
     """
-    if world()[1] == 1:
+    if current().world_size == 1:
         return
     params = [p for p in parameters if p.requires_grad]
     if not params:
@@ -126,11 +120,13 @@ class SharedRandomSampler(Sampler[int]):
         return self.num_items
 
     def __iter__(self) -> Iterator[int]:
-        rank, world_size = world()
+        env = current()
         seed = (
-            torch.empty((), dtype=torch.int64).random_() if rank == 0 else torch.zeros((), dtype=torch.int64)
+            torch.empty((), dtype=torch.int64).random_()
+            if env.is_main
+            else torch.zeros((), dtype=torch.int64)
         )
-        if world_size > 1:
+        if env.is_distributed:
             shared = seed.reshape(1).to(_collective_device())
             dist.broadcast(shared, src=0)
             seed = shared.cpu()[0]
@@ -150,11 +146,11 @@ class RankZeroEvaluator(RankBasedEvaluator):
     """
 
     def evaluate(self, *args: Any, **kwargs: Any) -> MetricResults[Any]:
-        rank, world_size = world()
-        if world_size == 1:
+        env = current()
+        if not env.is_distributed:
             return super().evaluate(*args, **kwargs)
         box: list[Any] = [None]
-        if rank == 0:
+        if env.is_main:
             box[0] = (super().evaluate(*args, **kwargs), self.batch_size, self.slice_size)
         dist.broadcast_object_list(box, src=0, device=_collective_device())
         results, self.batch_size, self.slice_size = box[0]

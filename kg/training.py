@@ -43,9 +43,9 @@ from pykeen.triples import CoreTriplesFactory, LCWAInstances
 from pykeen.typing import FloatTensor, LongTensor
 from torch.utils.data import DataLoader, Dataset
 
-from geoattn.train.distributed import rank_seed
+from geoattn.train.distributed import current, rank_seed
 
-from .distributed import SharedRandomSampler, rank_rows, sum_gradients, sum_over_ranks, world
+from .distributed import SharedRandomSampler, rank_rows, sum_gradients, sum_over_ranks
 from .losses import (
     PositiveTargets,
     dense_labels,
@@ -220,17 +220,15 @@ class FastLCWATrainingLoop(LCWATrainingLoop):
                 f"FastLCWATrainingLoop: sampler={sampler!r} is not supported; LCWA training uses sampler=None"
             )
         instances = LCWAInstances.from_triples_factory(triples_factory, target=self.target)
-        rank, world_size = world()
-        if world_size > 1:
+        env = current()
+        if env.is_distributed:
             # the same initial (or resumed) weights everywhere, and the same global batches on every rank
             for tensor in [*self.model.parameters(), *self.model.buffers()]:
                 torch.distributed.broadcast(tensor.data, src=0)
             kwargs.pop("shuffle", None)
             kwargs["sampler"] = SharedRandomSampler(instances.pairs.shape[0])
-            if (
-                rank > 0
-            ):  # their own dropout masks (rank 0 keeps the run's stream; the batches come from rank 0)
-                torch.manual_seed(rank_seed(torch.initial_seed(), rank))
+            if not env.is_main:  # own dropout masks (rank 0 keeps the run's stream; batches come from rank 0)
+                torch.manual_seed(rank_seed(torch.initial_seed(), env.rank))
         self.incidence = DeviceIncidence(instances, self.model.device)
         if self.incidence.num_targets != self.num_targets:
             raise ValueError(
@@ -266,10 +264,10 @@ class FastLCWATrainingLoop(LCWATrainingLoop):
         if self.incidence is None:
             raise RuntimeError("FastLCWATrainingLoop: no training data loader was created (call train first)")
         ids = batch[start:stop].to(device=self.model.device, non_blocking=True)
-        rank, world_size = world()
-        if world_size == 1:
+        env = current()
+        if not env.is_distributed:
             return self._loss(ids, label_smoothing, slice_size)
-        mine = rank_rows(ids, rank, world_size)
+        mine = rank_rows(ids, env.rank, env.world_size)
         if len(mine) == 0:  # fewer rows than ranks: this rank's share of the loss is zero
             return torch.zeros((), device=self.model.device, requires_grad=True)
         weight = 1.0 if self.loss.reduction == "sum" else len(mine) / len(ids)
@@ -306,7 +304,7 @@ class FastLCWATrainingLoop(LCWATrainingLoop):
 
     def _save_state(self, *args: Any, **kwargs: Any) -> None:
         """PyKEEN's checkpoint, written by rank 0 alone (the ranks hold the same state)."""
-        if world()[0] == 0:
+        if current().is_main:
             super()._save_state(*args, **kwargs)
 
     def _loss(self, ids: LongTensor, label_smoothing: float, slice_size: int | None) -> FloatTensor:

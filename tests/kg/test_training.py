@@ -24,7 +24,7 @@ from geoattn.kg.distributed import SharedRandomSampler
 from geoattn.kg.losses import PositiveTargets, dense_labels, sparse_lcwa_loss, supports_sparse_lcwa
 from geoattn.kg.scoring import fast_tail_scorer, tail_distance_decomposition
 from geoattn.kg.training import DeviceIncidence
-from geoattn.train.distributed import rank_seed
+from geoattn.train.distributed import DistEnv, rank_seed
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kg"
 
@@ -383,7 +383,7 @@ def test_data_parallel_ranks_share_batches_and_draw_their_own_dropout(
 ) -> None:
     """As rank 1 of 2 (collectives stubbed): the loader takes its batches from rank 0's shared sampler, and the
     rank reseeds torch from (seed, rank), so its dropout masks are its own."""
-    monkeypatch.setattr("geoattn.kg.training.world", lambda: (1, 2))
+    monkeypatch.setattr("geoattn.kg.training.current", lambda: DistEnv(rank=1, world_size=2, local_rank=1))
     monkeypatch.setattr(torch.distributed, "broadcast", lambda tensor, src: None)
     loop, _ = _loops(_model("MuRE", tiny), tiny, target=2, fast_scoring=True)
     torch.manual_seed(7)

@@ -30,7 +30,7 @@ Several GPUs: under ``torchrun`` with ``WORLD_SIZE > 1`` every process runs the 
 ``cuda:LOCAL_RANK`` inside the job's process group (:func:`~geoattn.train.distributed.process_group`), and
 geoattn's ``fastlcwa`` loop (required there) trains data-parallel: each rank scores its share of every global
 batch and the gradients are summed before each step (:mod:`geoattn.kg.distributed`), so ``runner.batch_size`` is
-the global batch and the run is one GPU's run, sped up. PyKEEN's filtered rank-based evaluation is
+the global batch and the run takes one GPU's steps. PyKEEN's filtered rank-based evaluation is
 single-process: it runs on rank 0 and its results are broadcast (:class:`~geoattn.kg.distributed.RankZeroEvaluator`;
 the early stopper decides the same on every rank). Rank 0 alone writes the run folder and PyKEEN's checkpoint,
 which is the one-process checkpoint: a run resumes on any number of GPUs. (PyKEEN 1.11's PyTorch Lightning
@@ -50,7 +50,7 @@ from typing import Any
 import torch
 from hydra.utils import get_class
 
-from ..distributed import DistEnv, process_group
+from ..distributed import DistEnv, current, process_group
 from ..metadata import run_info, utc_now
 from ..run_dir import RunDir
 from ..trainer import TrainResult, resolve_device
@@ -232,17 +232,19 @@ class KGPipeline:
         from pykeen.pipeline import pipeline
 
         import geoattn.kg  # noqa: F401  (registers geoattn's models and geoopt's optimisers with PyKEEN)
-        from geoattn.kg.distributed import RankZeroEvaluator, world
+        from geoattn.kg.distributed import RankZeroEvaluator
         from geoattn.kg.training import EpochClock
 
-        rank, world_size = world()
+        env = current()
 
         model_kwargs = dict(model)
         model_name = model_kwargs.pop("name")
         optimizer_kwargs = {k: v for k, v in optimizer.items() if k not in ("_target_", "_partial_")}
         dataset = load_kg_dataset(data, create_inverse_triples=self.create_inverse_triples)
         device = None if self.device == "auto" else self.device
-        if world_size > 1 and resolve_device(self.device).type == "cuda":  # one GPU per process of the job
+        if (
+            env.is_distributed and resolve_device(self.device).type == "cuda"
+        ):  # one GPU per process of the job
             device = f"cuda:{torch.cuda.current_device()}"
         training_kwargs: dict[str, Any] = dict(
             num_epochs=self.num_epochs,
@@ -263,7 +265,7 @@ class KGPipeline:
         stopper_kwargs = dict(self.stopper_kwargs)
         if self.stopper == "early":  # keep the best-epoch weights in the run folder, not in ~/.data/pykeen
             best = (
-                "best-model.pt" if rank == 0 else f"best-model.rank{rank}.pt"
+                "best-model.pt" if env.is_main else f"best-model.rank{env.rank}.pt"
             )  # each rank keeps its own copy
             stopper_kwargs.setdefault("best_model_path", checkpoint_directory / best)
         evaluation_kwargs: dict[str, Any] = dict(
