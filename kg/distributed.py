@@ -44,7 +44,6 @@ __all__ = [
     "SharedRandomSampler",
     "rank_rows",
     "sum_gradients",
-    "sum_over_ranks",
 ]
 
 
@@ -59,15 +58,6 @@ def rank_rows(ids: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     """Rank ``rank``'s rows of a batch ``ids`` ``[n, ...]``: ``ids[rank::world_size]`` (``n_r`` rows, which
     differ by at most one between ranks; a rank may get none when ``n < world_size``)."""
     return ids[rank::world_size]
-
-
-def sum_over_ranks(value: float) -> float:
-    """The sum of a float over every rank (the value itself in one process)."""
-    if current().world_size == 1:
-        return value
-    total = torch.tensor([value], dtype=torch.float64, device=_collective_device())
-    dist.all_reduce(total, op=dist.ReduceOp.SUM)
-    return float(total.item())
 
 
 def sum_gradients(parameters: Sequence[torch.nn.Parameter]) -> None:

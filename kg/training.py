@@ -43,9 +43,9 @@ from pykeen.triples import CoreTriplesFactory, LCWAInstances
 from pykeen.typing import FloatTensor, LongTensor
 from torch.utils.data import DataLoader, Dataset
 
-from geoattn.train.distributed import current, rank_seed
+from geoattn.train.distributed import current, rank_seed, sum_over_ranks
 
-from .distributed import SharedRandomSampler, rank_rows, sum_gradients, sum_over_ranks
+from .distributed import SharedRandomSampler, rank_rows, sum_gradients
 from .losses import (
     PositiveTargets,
     dense_labels,
@@ -300,7 +300,10 @@ class FastLCWATrainingLoop(LCWATrainingLoop):
 
     def _train_epoch(self, *args: Any, **kwargs: Any) -> float:
         """PyKEEN's epoch; its loss summed over the ranks (each rank's batch losses are its shares)."""
-        return sum_over_ranks(float(super()._train_epoch(*args, **kwargs)))
+        loss = torch.tensor(
+            super()._train_epoch(*args, **kwargs), dtype=torch.float64, device=self.model.device
+        )
+        return sum_over_ranks(loss)
 
     def _save_state(self, *args: Any, **kwargs: Any) -> None:
         """PyKEEN's checkpoint, written by rank 0 alone (the ranks hold the same state)."""

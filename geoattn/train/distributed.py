@@ -42,6 +42,7 @@ __all__ = [
     "mean_over_ranks",
     "process_group",
     "rank_seed",
+    "sum_over_ranks",
     "torchrun_command",
     "torchrun_environ",
 ]
@@ -206,13 +207,21 @@ def rank_seed(seed: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, _RANK_TAG, rank]).generate_state(1, np.uint32)[0])
 
 
-def mean_over_ranks(value: torch.Tensor) -> float:
-    """The mean of a scalar tensor over every rank (one all-reduce; the value itself on one process)."""
-    total = value.detach().float().clone()
+def sum_over_ranks(value: torch.Tensor) -> float:
+    """The sum of a scalar tensor over every rank, in its dtype (one all-reduce; the value itself on one process).
+
+    The tensor must be where the group's collectives take it (CUDA for NCCL).
+    """
+    total = value.detach().clone()
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return float(total)
     dist.all_reduce(total, op=dist.ReduceOp.SUM)
-    return float(total) / dist.get_world_size()
+    return float(total)
+
+
+def mean_over_ranks(value: torch.Tensor) -> float:
+    """The mean of a scalar tensor over every rank, in float32 (one all-reduce; the value itself on one process)."""
+    return sum_over_ranks(value.float()) / current().world_size
 
 
 def any_rank(flag: bool, device: torch.device) -> bool:

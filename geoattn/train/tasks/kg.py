@@ -242,9 +242,8 @@ class KGPipeline:
         optimizer_kwargs = {k: v for k, v in optimizer.items() if k not in ("_target_", "_partial_")}
         dataset = load_kg_dataset(data, create_inverse_triples=self.create_inverse_triples)
         device = None if self.device == "auto" else self.device
-        if (
-            env.is_distributed and resolve_device(self.device).type == "cuda"
-        ):  # one GPU per process of the job
+        # one GPU per process of a data-parallel job: process_group selected cuda:LOCAL_RANK
+        if env.is_distributed and resolve_device(self.device).type == "cuda":
             device = f"cuda:{torch.cuda.current_device()}"
         training_kwargs: dict[str, Any] = dict(
             num_epochs=self.num_epochs,
@@ -264,9 +263,8 @@ class KGPipeline:
             training_kwargs["label_smoothing"] = self.label_smoothing
         stopper_kwargs = dict(self.stopper_kwargs)
         if self.stopper == "early":  # keep the best-epoch weights in the run folder, not in ~/.data/pykeen
-            best = (
-                "best-model.pt" if env.is_main else f"best-model.rank{env.rank}.pt"
-            )  # each rank keeps its own copy
+            # each rank of a data-parallel job keeps its own copy
+            best = "best-model.pt" if env.is_main else f"best-model.rank{env.rank}.pt"
             stopper_kwargs.setdefault("best_model_path", checkpoint_directory / best)
         evaluation_kwargs: dict[str, Any] = dict(
             use_tqdm=self.use_tqdm, batch_size=self.evaluation_batch_size
@@ -323,9 +321,9 @@ class KGPipeline:
                 "start the job without torchrun"
             )
         with process_group(resolve_device(self.device)):
-            return self._job(config, RunDir(run_dir, create=env.is_main), is_main=env.is_main)
+            return self._job(config, RunDir(run_dir, create=env.is_main), env)
 
-    def _job(self, config: Mapping[str, Any], run: RunDir, *, is_main: bool) -> TrainResult:
+    def _job(self, config: Mapping[str, Any], run: RunDir, env: DistEnv) -> TrainResult:
         """The run of :meth:`__call__` (rank 0 writes ``run``; the other ranks only train)."""
         from omegaconf import OmegaConf
 
@@ -335,7 +333,7 @@ class KGPipeline:
             raise FileNotFoundError(
                 f"resume={resume!r}: no PyKEEN checkpoint {checkpoints / CHECKPOINT_NAME}"
             )
-        if is_main:
+        if env.is_main:
             run.write_config(OmegaConf.to_yaml(OmegaConf.create(dict(config))))
             run.write_info(
                 run_info(seed=config["seed"], device=self.device, resumed_from=resume, start_step=0)
@@ -350,10 +348,10 @@ class KGPipeline:
                 checkpoint_directory=checkpoints,
             )
         except BaseException as e:
-            if is_main:
+            if env.is_main:
                 run.update_info(status="failed", error=f"{type(e).__name__}: {e}", end_time=utc_now())
             raise
-        if is_main:
+        if env.is_main:
             for epoch, loss in enumerate(result.losses, start=1):
                 timed = {"elapsed_s": result.epoch_seconds[epoch]} if epoch in result.epoch_seconds else {}
                 run.append_metrics({"epoch": epoch, "loss": loss, **timed})
@@ -363,7 +361,7 @@ class KGPipeline:
                 status="finished",
                 end_time=utc_now(),
                 wall_seconds=time.perf_counter() - start,
-                world_size=DistEnv.from_environ().world_size,
+                world_size=env.world_size,
                 **measured,
             )
         return TrainResult(
