@@ -29,6 +29,7 @@ In an initialised ``torch.distributed`` process group of ``W > 1`` processes (``
 KG runner joins it), the loop trains data-parallel (:mod:`geoattn.kg.distributed`): every rank walks the same
 global batches, scores its share of each, and the gradients are summed over the ranks before each optimiser step,
 so the update is that of the whole batch; only rank 0 writes PyKEEN's checkpoints (every rank reads them on resume).
+Checkpoints are written atomically (:mod:`geoattn.kg.checkpoints`): a run killed mid-write can still resume.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from geoattn.train.distributed import current, rank_seed, sum_over_ranks
 
+from .checkpoints import AtomicCheckpoints
 from .distributed import SharedRandomSampler, rank_rows, sum_gradients
 from .losses import (
     PositiveTargets,
@@ -137,7 +139,7 @@ def _as_batch(batch: LongTensor) -> LongTensor:
     return batch
 
 
-class FastLCWATrainingLoop(LCWATrainingLoop):
+class FastLCWATrainingLoop(AtomicCheckpoints, LCWATrainingLoop):
     """PyKEEN's LCWA (1-N, ``KvsAll``) training with the labels on the model's device.
 
     Args:
@@ -306,7 +308,8 @@ class FastLCWATrainingLoop(LCWATrainingLoop):
         return sum_over_ranks(loss)
 
     def _save_state(self, *args: Any, **kwargs: Any) -> None:
-        """PyKEEN's checkpoint, written by rank 0 alone (the ranks hold the same state)."""
+        """PyKEEN's checkpoint, written atomically (:class:`~geoattn.kg.checkpoints.AtomicCheckpoints`) by rank 0
+        alone (the ranks hold the same state)."""
         if current().is_main:
             super()._save_state(*args, **kwargs)
 

@@ -151,7 +151,8 @@ class KGPipeline:
 
     Args:
         training_loop: PyKEEN training loop name (``"lcwa"``: 1-N; ``"fastlcwa"``: geoattn's 1-N loop with labels
-            on the device; ``"slcwa"``: negative sampling). Default ``"lcwa"``.
+            on the device; ``"slcwa"``: negative sampling). Default ``"lcwa"``. Their checkpoints are written
+            atomically (:mod:`geoattn.kg.checkpoints`), so a run killed at any moment can resume.
         num_epochs: epochs (a resumed run continues up to this many). Default ``100``.
         batch_size: training batch size. Default ``1024``.
         label_smoothing: label smoothing of the 1-N loops. Default ``0.1``.
@@ -232,6 +233,7 @@ class KGPipeline:
         from pykeen.pipeline import pipeline
 
         import geoattn.kg  # noqa: F401  (registers geoattn's models and geoopt's optimisers with PyKEEN)
+        from geoattn.kg.checkpoints import atomic_training_loop
         from geoattn.kg.distributed import RankZeroEvaluator
         from geoattn.kg.training import EpochClock
 
@@ -277,7 +279,7 @@ class KGPipeline:
             optimizer_kwargs=optimizer_kwargs,
             loss=self.loss,
             loss_kwargs=self.loss_kwargs,
-            training_loop=self.training_loop,
+            training_loop=atomic_training_loop(self.training_loop),
             training_kwargs=training_kwargs,
             **sampling,
             stopper=self.stopper,
