@@ -180,10 +180,25 @@ def _reporting_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 class _ReportingPool(ProcessPoolExecutor):
-    """A process pool whose tasks fail with :class:`WorkerError`, never with a pickling error."""
+    """A process pool whose tasks fail with :class:`WorkerError`, never with a pickling error, and which stops at
+    once when its ``with`` block is left by an exception."""
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         return super().submit(_reporting_call, fn, *args, **kwargs)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool | None:
+        """Leaving the block by an exception (``KeyboardInterrupt`` from a time limit's SIGINT, an error of the
+        caller) cancels the tasks not started and terminates the workers: :class:`ProcessPoolExecutor` would wait
+        for every queued task to run to its end, so a time-limited job would outlive its limit by as long as those
+        take (a killed training task resumes from its last checkpoint)."""
+        if exc_type is not None:
+            workers = list((self._processes or {}).values())  # shutdown() forgets them
+            self.shutdown(wait=False, cancel_futures=True)
+            for process in workers:
+                process.terminate()
+            for process in workers:
+                process.join(timeout=30)
+        return super().__exit__(exc_type, exc, tb)
 
 
 def spawn_pool(jobs: int, threads: int | None = None) -> ProcessPoolExecutor:
