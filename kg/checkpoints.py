@@ -13,38 +13,46 @@ moment leaves either the previous checkpoint or the new one.
 
 from __future__ import annotations
 
-import os
-from typing import IO, Any
+from pathlib import Path
+from typing import IO, Any, TypeVar
 
 from pykeen.training import LCWATrainingLoop, SLCWATrainingLoop, TrainingLoop
+from pykeen.triples.instances import LCWABatch, SLCWABatch
 
 from geoattn.train.atomic import atomic_write
 
 __all__ = ["AtomicCheckpoints", "AtomicLCWATrainingLoop", "AtomicSLCWATrainingLoop", "atomic_training_loop"]
 
 
-class AtomicCheckpoints(TrainingLoop):  # type: ignore[type-arg]
+Batch = TypeVar("Batch")
+
+
+class AtomicCheckpoints(TrainingLoop[Batch]):
     """Mixin for a PyKEEN training loop: its checkpoint files are replaced atomically (module docstring)."""
 
-    def _save_state(self, path: IO[bytes] | str | os.PathLike[str], **kwargs: Any) -> None:
+    def _save_state(self, path: IO[bytes] | str | Path, **kwargs: Any) -> None:  # type: ignore[override]
         """PyKEEN's checkpoint, through a temporary file that replaces ``path`` once written (an open file object
         is written as PyKEEN would)."""
         save = super()._save_state
-        if isinstance(path, str | os.PathLike):
+        if isinstance(path, str | Path):
             atomic_write(path, lambda file: save(path=file, **kwargs))
         else:
             save(path=path, **kwargs)
 
 
-class AtomicLCWATrainingLoop(AtomicCheckpoints, LCWATrainingLoop):
+class AtomicLCWATrainingLoop(AtomicCheckpoints[LCWABatch], LCWATrainingLoop):
     """PyKEEN's :class:`~pykeen.training.LCWATrainingLoop` (1-N) with atomic checkpoints."""
 
 
-class AtomicSLCWATrainingLoop(AtomicCheckpoints, SLCWATrainingLoop):
+class AtomicSLCWATrainingLoop(AtomicCheckpoints[SLCWABatch], SLCWATrainingLoop):
     """PyKEEN's :class:`~pykeen.training.SLCWATrainingLoop` (sampled negatives) with atomic checkpoints."""
 
 
-def atomic_training_loop(name: str) -> str | type[TrainingLoop]:  # type: ignore[type-arg]
+def atomic_training_loop(name: str) -> str | type[TrainingLoop[Any]]:
     """The training loop to hand PyKEEN's ``pipeline`` for the loop name ``name``: the loop of this module for
     ``"lcwa"`` and ``"slcwa"``, ``name`` itself otherwise (``"fastlcwa"`` checkpoints atomically already)."""
-    return {"lcwa": AtomicLCWATrainingLoop, "slcwa": AtomicSLCWATrainingLoop}.get(name, name)
+    atomic: dict[str, type[TrainingLoop[Any]]] = {
+        "lcwa": AtomicLCWATrainingLoop,
+        "slcwa": AtomicSLCWATrainingLoop,
+    }
+    return atomic.get(name, name)

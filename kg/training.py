@@ -41,6 +41,7 @@ import torch
 from pykeen.losses import CrossEntropyLoss
 from pykeen.training import LCWATrainingLoop, TrainingCallback
 from pykeen.triples import CoreTriplesFactory, LCWAInstances
+from pykeen.triples.instances import LCWABatch
 from pykeen.typing import FloatTensor, LongTensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -139,7 +140,7 @@ def _as_batch(batch: LongTensor) -> LongTensor:
     return batch
 
 
-class FastLCWATrainingLoop(AtomicCheckpoints, LCWATrainingLoop):
+class FastLCWATrainingLoop(AtomicCheckpoints[LCWABatch], LCWATrainingLoop):
     """PyKEEN's LCWA (1-N, ``KvsAll``) training with the labels on the model's device.
 
     Args:

@@ -15,6 +15,7 @@ from pykeen.models import model_resolver
 from pykeen.optimizers import optimizer_resolver
 
 import geoattn.kg
+from geoattn.kg.checkpoints import AtomicSLCWATrainingLoop
 from geoattn.train import TrainResult, resolve_config, train
 from geoattn.train.tasks.kg import CHECKPOINT_NAME, KGPipeline, dropped_test_triples, load_kg_dataset
 
@@ -155,7 +156,11 @@ def test_sampled_protocol_trains_with_its_negatives_and_optimiser(
     tiny_run = [o for o in TINY_KG if not o.startswith("model.interaction_kwargs")]
     result = train(compose_train("experiment=kg/fb15k237_roth_kgemb", *tiny_run), run_dir=tmp_path / "r")
     assert result.step == 1
-    assert (seen["training_loop"], seen["loss"], seen["negative_sampler"]) == ("slcwa", "softplus", "basic")
+    assert (seen["training_loop"], seen["loss"], seen["negative_sampler"]) == (
+        AtomicSLCWATrainingLoop,  # PyKEEN's "slcwa" with atomic checkpoints
+        "softplus",
+        "basic",
+    )
     assert seen["negative_sampler_kwargs"] == {"num_negs_per_pos": 50}
     assert "label_smoothing" not in seen["training_kwargs"]  # type: ignore[operator]
     assert seen["optimizer"].__name__ == "Adagrad" and seen["optimizer_kwargs"] == {"lr": 0.05}  # type: ignore[attr-defined]
