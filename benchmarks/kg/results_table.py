@@ -35,8 +35,8 @@ once, then every seed's run with its selected rate. Runs finish in any order; th
 on it.
 
 GPU (what has run so far, with its commands, is in ``benchmarks/RESULTS.md``: the shallow rows' tuning on both
-datasets, the CAT rows' tuning and three seeds on both, the dot-product score on FB15k-237 and RotH on the ball on
-WN18RR). The shallow rows, then the CAT rows — at 50 epochs so that six runs sharing one H200 finish within a
+datasets, the CAT rows' tuning and three seeds on both, the dot-product score on both, the entities on the ball on
+both, CAT at d=256 on both and its ablations at d=256 on WN18RR). The shallow rows, then the CAT rows — at 50 epochs so that six runs sharing one H200 finish within a
 10-minute window (the comparison between CAT and its ablations is at equal budget; against the shallow rows, CAT
 has half their epochs). CAT's encoder is launch-bound eagerly, and ``torch.compile`` makes its training step 2.1x
 faster on an H200 (``benchmarks/kg/epoch_speed.py --breakdown-only``): the ablations ran compiled (the ``+``: the
@@ -52,6 +52,8 @@ from its last epoch::
     python benchmarks/kg/results_table.py --device cuda --jobs 3 --threads 1 --datasets fb15k237 --lrs 0.003,0.01 --seeds 0,1,2 --epochs 50 --models cat_euclidean,cat_hyperbolic,cat_spherical --override +model.interaction_kwargs.compile_encoder=true --data-root ../shared/data/kg
     python benchmarks/kg/results_table.py --device cuda --jobs 3 --threads 1 --datasets wn18rr --lrs 0.001,0.003,0.01 --models roth_riemannian --data-root ../shared/data/kg
     python benchmarks/kg/results_table.py --device cuda --models cat_dot,cat_d256,roth_riemannian,atth_riemannian
+    python benchmarks/kg/results_table.py --device cuda --jobs 3 --threads 1 --lrs 0.001 --models cat_euclidean_d256,cat_hyperbolic_d256,cat_spherical_d256 --override +model.interaction_kwargs.compile_encoder=true --data-root ../shared/data/kg
+    python benchmarks/kg/results_table.py --device cuda --jobs 4 --threads 1 --lrs 0.001,0.003 --models roth_d256,atth_d256,mure_d256,rotate_d256 --data-root ../shared/data/kg
     python benchmarks/kg/results_table.py --device cuda --models roth_kgemb   # the 1-N protocol vs Chami et al.'s
 
 (``--seeds 0,1,2`` adds the other seeds at the selected rates; the tuning runs are the first seed's.)
@@ -92,11 +94,18 @@ MODELS = {
     "mure": "MuRE (PyKEEN)",
     "rotate": "RotatE (PyKEEN)",
 }
-# Further rows (pass them with --models): the scoring alternative, the high-dimension setting, and entities on the
-# ball trained with RiemannianAdam against the tangent-space parametrisation.
+# Further rows (pass them with --models): the scoring alternative, the high-dimension setting (every row at d=256),
+# and entities on the ball trained with RiemannianAdam against the tangent-space parametrisation.
 EXTRA_MODELS = {
     "cat_dot": "CAT, dot-product score",
     "cat_d256": "CAT, d=256",
+    "cat_euclidean_d256": "CAT, Euclidean only, d=256",
+    "cat_hyperbolic_d256": "CAT, hyperbolic only, d=256",
+    "cat_spherical_d256": "CAT, spherical only, d=256",
+    "roth_d256": "RotH, d=256",
+    "atth_d256": "AttH, d=256",
+    "mure_d256": "MuRE (PyKEEN), d=256",
+    "rotate_d256": "RotatE (PyKEEN), d=256",
     "roth_riemannian": "RotH, on the ball + RiemannianAdam",
     "atth_riemannian": "AttH, on the ball + RiemannianAdam",
     "roth_kgemb": "RotH, Chami et al.'s protocol (sampled negatives)",
