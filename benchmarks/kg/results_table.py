@@ -18,8 +18,10 @@ Every finished run is appended to ``<out-dir>/runs.jsonl`` at once, with a finge
 (model, data, optimizer, runner, seed), and skipped on a restart while that fingerprint still matches: a run
 whose experiment config changed since it was logged trains again. An interrupted run continues from its PyKEEN
 checkpoint (``<out-dir>/runs/<experiment>[_lr<lr>]_seed<s>_<fingerprint>/checkpoints``; ``--checkpoint-minutes``
-sets how often it is written, e.g. ``0`` for every epoch where a time limit may cut the run). The table goes to
-stdout and to ``<out-dir>/kg_results.md``.
+sets how often it is written, e.g. ``0`` for every epoch where a time limit may cut the run; checkpoints are
+written atomically, so a kill at any moment leaves one to continue from). ``SIGINT`` (Ctrl-C, ``timeout -s INT``)
+stops every run at once, the ones training in worker processes too. The table goes to stdout and to
+``<out-dir>/kg_results.md``.
 
 Learning rates (``--lrs``) are selected on the validation split with the same budget for every model: one run per
 candidate with the first seed, the highest validation MRR wins, and the other seeds run with it; the table's "lr"
