@@ -36,16 +36,16 @@ shallow ones are bound by Python and kernel launches, not by the GPU's arithmeti
 once, then every seed's run with its selected rate. Runs finish in any order; the log and the table do not depend
 on it.
 
-GPU (what has run so far, with its commands, is in ``benchmarks/RESULTS.md``: the shallow rows' tuning on both
-datasets, the CAT rows' tuning and three seeds on both, the dot-product score on both, the entities on the ball on
-both, CAT at d=256 on both and its ablations at d=256 on WN18RR). The shallow rows, then the CAT rows — at 50 epochs so that six runs sharing one H200 finish within a
-10-minute window (the comparison between CAT and its ablations is at equal budget; against the shallow rows, CAT
-has half their epochs). CAT's encoder is launch-bound eagerly, and ``torch.compile`` makes its training step 2.1x
-faster on an H200 (``benchmarks/kg/epoch_speed.py --breakdown-only``): the ablations ran compiled (the ``+``: the
-experiments do not set ``compile_encoder``); CAT ran eagerly on WN18RR, where inductor had failed on its
-three-branch encoder (``AssertionError`` in torch 2.11, three runs in one pool), and compiled on FB15k-237, one
-process per CAT run, where it did not fail. ``--checkpoint-minutes 0`` lets a run cut by a time limit continue
-from its last epoch::
+GPU (what has run, with its commands, is in ``benchmarks/RESULTS.md``: every row at d=32 and d=256 on both datasets
+— the shallow rows' tuning, the CAT rows' tuning and three seeds at d=32 — the dot-product score and the entities on
+the ball; ``roth_kgemb`` has not run). The shallow rows, then the CAT rows — at 50 epochs so that six runs sharing
+one H200 finish within a 10-minute window (the comparison between CAT and its ablations is at equal budget; against
+the shallow rows, CAT has half their epochs). CAT's encoder is launch-bound eagerly, and ``torch.compile`` makes its
+training step 2.1x faster on an H200 (``benchmarks/kg/epoch_speed.py --breakdown-only``): the ablations ran compiled
+(the ``+``: the experiments do not set ``compile_encoder``); CAT ran eagerly on WN18RR, where inductor had failed on
+its three-branch encoder (``AssertionError`` in torch 2.11, three runs in one pool), and compiled on FB15k-237, one
+process per CAT run, where it did not fail. ``--checkpoint-minutes 0`` lets a run cut by a time limit continue from
+its last epoch::
 
     python benchmarks/kg/results_table.py --device cuda --jobs 9 --threads 1 --lrs 0.001,0.003,0.01 --models mure,rotate,roth,atth --data-root ../shared/data/kg
     python benchmarks/kg/results_table.py --device cuda --jobs 9 --threads 1 --datasets wn18rr --lrs 0.001,0.003,0.01,0.03 --seeds 0,1,2 --epochs 50 --models cat_euclidean,cat_hyperbolic,cat_spherical --override +model.interaction_kwargs.compile_encoder=true --data-root ../shared/data/kg
@@ -55,7 +55,8 @@ from its last epoch::
     python benchmarks/kg/results_table.py --device cuda --jobs 3 --threads 1 --datasets wn18rr --lrs 0.001,0.003,0.01 --models roth_riemannian --data-root ../shared/data/kg
     python benchmarks/kg/results_table.py --device cuda --models cat_dot,cat_d256,roth_riemannian,atth_riemannian
     python benchmarks/kg/results_table.py --device cuda --jobs 3 --threads 1 --lrs 0.001 --models cat_euclidean_d256,cat_hyperbolic_d256,cat_spherical_d256 --override +model.interaction_kwargs.compile_encoder=true --data-root ../shared/data/kg
-    python benchmarks/kg/results_table.py --device cuda --jobs 4 --threads 1 --lrs 0.001,0.003 --models roth_d256,atth_d256,mure_d256,rotate_d256 --data-root ../shared/data/kg
+    python benchmarks/kg/results_table.py --device cuda --jobs 4 --threads 1 --lrs 0.001,0.003 --models roth_d256,atth_d256 --data-root ../shared/data/kg
+    python benchmarks/kg/results_table.py --device cuda --jobs 2 --threads 1 --lrs 0.001,0.003 --models mure_d256,rotate_d256 --data-root ../shared/data/kg   # PyKEEN's evaluation of these takes >100 GiB at d=256
     python benchmarks/kg/results_table.py --device cuda --models roth_kgemb   # the 1-N protocol vs Chami et al.'s
 
 (``--seeds 0,1,2`` adds the other seeds at the selected rates; the tuning runs are the first seed's.)
