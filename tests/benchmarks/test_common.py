@@ -35,11 +35,9 @@ def square(x):
     return x * x
 
 
-def pid_then_sleep(seconds):
-    import os
+def sleep(seconds):
     import time
 
-    print(os.getpid(), flush=True)
     time.sleep(seconds)
 '''
 
@@ -78,8 +76,8 @@ def test_spawn_pool_stops_its_workers_when_interrupted(modules: tuple[ModuleType
     common, tasks = modules
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt), common.spawn_pool(1, threads=1) as pool:
-        running = pool.submit(tasks.pid_then_sleep, 120)
-        pool.submit(tasks.pid_then_sleep, 120)
+        running = pool.submit(tasks.sleep, 120)
+        pool.submit(tasks.sleep, 120)
         while not running.running():
             time.sleep(0.05)
         workers = list(pool._processes.values())
