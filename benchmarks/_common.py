@@ -192,12 +192,15 @@ class _ReportingPool(ProcessPoolExecutor):
         for every queued task to run to its end, so a time-limited job would outlive its limit by as long as those
         take (a killed training task resumes from its last checkpoint)."""
         if exc_type is not None:
-            workers = list((self._processes or {}).values())  # shutdown() forgets them
+            # shutdown() forgets the workers and the manager thread; that thread reaps the workers once they die
+            # (joining them here as well would race it for their exit status and could see a dead worker alive)
+            workers = list((self._processes or {}).values())
+            manager = self._executor_manager_thread
             self.shutdown(wait=False, cancel_futures=True)
             for process in workers:
                 process.terminate()
-            for process in workers:
-                process.join(timeout=30)
+            if manager is not None:
+                manager.join(timeout=30)
         return super().__exit__(exc_type, exc, tb)
 
 
